@@ -1,0 +1,105 @@
+// The thin oclif command: flags -> core -> output. All decisions live in src/core.
+import {Command, Errors, Flags} from '@oclif/core'
+
+import {attemptSmtp} from '../core/attempt.js'
+import {DEFAULT_NEGATIVE_TTL, DEFAULT_POSITIVE_TTL, MemoryCache, type OutcomeCache} from '../core/cache.js'
+import {check, type CheckOptions} from '../core/check.js'
+import {FatalError, UsageError} from '../core/errors.js'
+import {parseDnsServer, parseInteger, parseSeconds, parseServerList, parseStop} from '../core/grammar.js'
+import {DEFAULT_ATTEMPT_DELAY_MS} from '../core/race.js'
+import {formatEvent, toJson} from '../core/report.js'
+import {dnsServerResolver, systemResolver} from '../core/resolve.js'
+
+const USAGE = 'usage: smtpdcheck [--stop {ip-addr|name}] [--timeout seconds] [options] [prio:]server ...'
+const DEFAULT_TIMEOUT_S = 10
+const DEFAULT_PORT = 25
+
+/** Print one line on stderr and exit 2 (SPEC §6): never a stack trace. */
+export function fail(message: string): never {
+  process.stderr.write(`smtpdcheck: ${message}\n`)
+  process.exit(2)
+}
+
+export default class Check extends Command {
+  static override summary = 'Is a more preferred MX of this domain up right now?'
+  static override description = `Probes the SMTP servers that are more preferred than the local host (--stop) and prints the first one that greets with 220.
+Exit status: 1 and the server's name on stdout when one is available; 0 when none is; 2 on a usage error, a --stop lookup failure or a system error.`
+  static override usage = ['[--stop {ip-addr|name}] [--timeout seconds] [options] [prio:]server ...']
+  static override examples = [
+    {description: 'Always exits 0: the local host s2 has the same priority as s1.', command: 'smtpdcheck --stop s2.domain.com 10:s1.domain.com 10:s2.domain.com 20:s3.domain.com'},
+    {description: 'Prints s1.domain.com and exits 1 if s1.domain.com is up.', command: 'smtpdcheck --stop s2.domain.com 10:s1.domain.com 20:s2.domain.com 30:s3.domain.com'},
+    {description: 'Mail Avenger, /etc/avenger/secondary:', command: 'server=`smtpdcheck --stop $MYIP $RECIP_MXES`; test -n "$server" && defer "Please use server $server"'},
+  ]
+  static override strict = false
+  static override flags = {
+    stop: Flags.string({summary: 'The local host (IP address or name): it and the servers it is as good as are not probed.', helpValue: 'ip-addr|name'}),
+    timeout: Flags.string({summary: `Budget per server in seconds, lookup included; 0 = no limit. [default: ${DEFAULT_TIMEOUT_S}]`, helpValue: 'seconds'}),
+    port: Flags.string({summary: `TCP port to probe. [default: ${DEFAULT_PORT}]`, helpValue: 'N'}),
+    'attempt-delay': Flags.string({summary: `Milliseconds before the next address of a host is tried while earlier attempts go on. [default: ${DEFAULT_ATTEMPT_DELAY_MS}]`, helpValue: 'MS'}),
+    'dns-server': Flags.string({summary: 'Send A and AAAA queries straight to this DNS server instead of the system resolver.', helpValue: 'ADDR[:PORT]'}),
+    ipv4: Flags.boolean({char: '4' as 'a', summary: 'Probe IPv4 addresses only.', exclusive: ['ipv6']}),
+    ipv6: Flags.boolean({char: '6' as 'a', summary: 'Probe IPv6 addresses only.', exclusive: ['ipv4']}),
+    sequential: Flags.boolean({summary: 'Probe one server at a time in list order, as the original did.'}),
+    'negative-ttl': Flags.string({summary: `Seconds an unavailable address is skipped. [default: ${DEFAULT_NEGATIVE_TTL}]`, helpValue: 'seconds'}),
+    'positive-ttl': Flags.string({summary: `Seconds an available address is believed without probing. [default: ${DEFAULT_POSITIVE_TTL}]`, helpValue: 'seconds'}),
+    'cache-file': Flags.string({summary: 'Cache file [default: $XDG_CACHE_HOME/smtpdcheck/cache.json].', helpValue: 'PATH'}),
+    cache: Flags.boolean({summary: 'Remember outcomes between runs (--no-cache turns it off).', allowNo: true, default: true}),
+    verbose: Flags.boolean({char: 'v', summary: 'Trace every step on stderr.'}),
+    json: Flags.boolean({summary: 'Describe the run as one JSON document on stdout.'}),
+    help: Flags.help({char: 'h'}),
+    version: Flags.version(),
+  }
+
+  override async run(): Promise<void> {
+    if (this.argv.length === 0) {
+      process.stderr.write(`${USAGE}\n`)
+      process.exit(2)
+    }
+    const {flags, argv, nonExistentFlags} = await this.parse(Check)
+    if (nonExistentFlags?.length) throw new UsageError(`unknown option "${nonExistentFlags[0]}" (see smtpdcheck --help)`)
+    const options: CheckOptions = {
+      entries: parseServerList(argv as string[]),
+      stop: flags.stop === undefined ? undefined : parseStop(flags.stop),
+      timeoutMs: 1000 * (flags.timeout === undefined ? DEFAULT_TIMEOUT_S : parseSeconds('timeout', flags.timeout)),
+      port: flags.port === undefined ? DEFAULT_PORT : parseInteger('port', flags.port, 1, 65_535),
+      attemptDelayMs: flags['attempt-delay'] === undefined ? DEFAULT_ATTEMPT_DELAY_MS : parseInteger('attempt-delay', flags['attempt-delay'], 0, 60_000),
+      family: flags.ipv4 ? 4 : flags.ipv6 ? 6 : undefined,
+      sequential: flags.sequential,
+    }
+    const resolver = flags['dns-server'] === undefined ? systemResolver : dnsServerResolver(parseDnsServer(flags['dns-server']))
+    const ttls = {
+      negative: flags['negative-ttl'] === undefined ? DEFAULT_NEGATIVE_TTL : parseSeconds('negative-ttl', flags['negative-ttl']),
+      positive: flags['positive-ttl'] === undefined ? DEFAULT_POSITIVE_TTL : parseSeconds('positive-ttl', flags['positive-ttl']),
+    }
+    const cache: OutcomeCache | undefined = flags.cache ? new MemoryCache(ttls) : undefined
+
+    const interrupt = new AbortController()
+    const onSignal = () => {
+      interrupt.abort('cancelled')
+      process.exit(2)
+    }
+    process.once('SIGINT', onSignal)
+    process.once('SIGTERM', onSignal)
+
+    const report = await check(options, {
+      resolver,
+      attempt: attemptSmtp,
+      now: () => performance.now(),
+      cache,
+      signal: interrupt.signal,
+      onEvent: flags.verbose ? (event) => process.stderr.write(`${formatEvent(event)}\n`) : undefined,
+    })
+    if (flags.json) process.stdout.write(`${JSON.stringify(toJson(report), null, 2)}\n`)
+    else if (report.winner) process.stdout.write(`${report.winner.name}\n`)
+    await cache?.save()
+    process.exit(report.exitCode)
+  }
+
+  override async catch(error: Error & {exitCode?: number}): Promise<never> {
+    if (error instanceof Errors.ExitError) throw error
+    if (error instanceof UsageError || error instanceof FatalError) fail(error.message)
+    // oclif's own parse errors (missing value, exclusive flags, ...): first line only.
+    if (error instanceof Errors.CLIError) fail(error.message.split('\n')[0].replace(/^Error: /, ''))
+    fail(`system error: ${error.message ?? String(error)}`)
+  }
+}

@@ -1,0 +1,168 @@
+// Server-word grammar and option values (SPEC §2). Pure: no socket, no DNS, no clock.
+import {isIP} from 'node:net'
+import ipaddr from 'ipaddr.js'
+
+import {UsageError} from './errors.js'
+
+export {UsageError} from './errors.js'
+
+export type HostKind = 'name' | 'ipv4' | 'ipv6'
+
+export interface Entry {
+  /** The word as the user gave it, without `prio:` (what is printed). */
+  readonly name: string
+  /** Host name lower-cased without trailing dot, or the normalised address. */
+  readonly host: string
+  readonly kind: HostKind
+  readonly prio?: number
+  /** Position in the de-duplicated list. */
+  readonly index: number
+}
+
+export const MAX_PRIO = 65_535
+const MAX_NAME_OCTETS = 253
+const MAX_LABEL_OCTETS = 63
+const LABEL = /^[a-z0-9](?:[a-z0-9-]*[a-z0-9])?$/i
+const DECIMAL = /^\d+$/
+
+/** Why `name` is not a host name (RFC 1123 / RFC 3696 §2), or undefined if it is one. */
+export function hostnameProblem(name: string): string | undefined {
+  const bare = name.endsWith('.') ? name.slice(0, -1) : name
+  if (bare === '') return 'empty host name'
+  if (bare.length > MAX_NAME_OCTETS) return `host name longer than ${MAX_NAME_OCTETS} octets`
+  const labels = bare.split('.')
+  for (const label of labels) {
+    if (label === '') return 'empty label in host name'
+    if (label.length > MAX_LABEL_OCTETS) return `label longer than ${MAX_LABEL_OCTETS} octets`
+    if (!LABEL.test(label)) return `bad label "${label}" (letters, digits and inner hyphens only)`
+  }
+  if (DECIMAL.test(labels.at(-1)!)) return 'not a dotted-quad IPv4 address, and a host name may not end in an all-digit label'
+  return undefined
+}
+
+/** Normalised text of an IP literal (ipaddr.js; `::ffff:a.b.c.d` becomes `a.b.c.d`). */
+export function normalizeAddress(address: string): string {
+  const parsed = ipaddr.parse(address)
+  if (parsed.kind() === 'ipv6') {
+    const v6 = parsed as ipaddr.IPv6
+    if (v6.isIPv4MappedAddress()) return v6.toIPv4Address().toString()
+  }
+  return parsed.toString()
+}
+
+/** The family of a strict IP literal (four decimal parts for IPv4), or 0. */
+export function literalFamily(text: string): 0 | 4 | 6 {
+  const family = isIP(text)
+  if (family === 4 && !ipaddr.IPv4.isValidFourPartDecimal(text)) return 0
+  if (family === 6 && text.includes('%')) return 0
+  return family as 0 | 4 | 6
+}
+
+function parseHost(text: string, word: string): {host: string; kind: HostKind} {
+  const family = literalFamily(text)
+  if (family !== 0) return {host: normalizeAddress(text), kind: family === 4 ? 'ipv4' : 'ipv6'}
+  if (/^[\d.]+$/.test(text) || /^0x/i.test(text)) {
+    throw new UsageError(`bad server "${word}": not a dotted-quad IPv4 address (four decimal parts 0-255)`)
+  }
+  const problem = hostnameProblem(text)
+  if (problem) throw new UsageError(`bad server "${word}": ${problem}`)
+  return {host: text.toLowerCase().replace(/\.$/, ''), kind: 'name'}
+}
+
+function parsePrio(text: string, word: string): number {
+  if (!DECIMAL.test(text) || Number(text) > MAX_PRIO) {
+    throw new UsageError(`bad server "${word}": priority "${text}" is not a number from 0 to ${MAX_PRIO}`)
+  }
+  return Number(text)
+}
+
+/** One server word: `host`, `prio:host`, `[v6]`, `prio:[v6]`, or a bare IPv6 literal. */
+export function parseServerWord(word: string, index = 0): Entry {
+  if (word === '') throw new UsageError('bad server "": empty word')
+  if (literalFamily(word) === 6) return {name: word, host: normalizeAddress(word), kind: 'ipv6', index}
+  let prio: number | undefined
+  let rest = word
+  const colon = word.indexOf(':')
+  if (colon >= 0 && !word.startsWith('[')) {
+    prio = parsePrio(word.slice(0, colon), word)
+    rest = word.slice(colon + 1)
+  }
+  if (rest.startsWith('[')) {
+    const inner = rest.endsWith(']') ? rest.slice(1, -1) : ''
+    if (literalFamily(inner) !== 6) throw new UsageError(`bad server "${word}": brackets must hold an IPv6 address`)
+    return {name: rest, host: normalizeAddress(inner), kind: 'ipv6', prio, index}
+  }
+  if (rest.includes(':')) {
+    throw new UsageError(`bad server "${word}": an IPv6 address with a priority must be bracketed, e.g. 10:[2001:db8::1]`)
+  }
+  if (rest === '') throw new UsageError(`bad server "${word}": no host after the priority`)
+  return {name: rest, ...parseHost(rest, word), prio, index}
+}
+
+/** Parse every word; the same host given twice keeps its first position and lowest priority. */
+export function parseServerList(words: readonly string[]): Entry[] {
+  const byHost = new Map<string, Entry>()
+  for (const word of words) {
+    const entry = parseServerWord(word)
+    const seen = byHost.get(entry.host)
+    if (!seen) {
+      byHost.set(entry.host, {...entry, index: byHost.size})
+    } else if (entry.prio !== undefined && (seen.prio === undefined || entry.prio < seen.prio)) {
+      byHost.set(entry.host, {...seen, prio: entry.prio})
+    }
+  }
+  return [...byHost.values()]
+}
+
+/** `--stop`: an IP literal (returned normalised) or a host name to resolve. */
+export function parseStop(text: string): {address: string} | {name: string} {
+  const inner = text.startsWith('[') && text.endsWith(']') ? text.slice(1, -1) : text
+  if (literalFamily(inner) !== 0) return {address: normalizeAddress(inner)}
+  if (/^[\d.]+$/.test(text)) throw new UsageError(`bad --stop "${text}": not a dotted-quad IPv4 address`)
+  const problem = hostnameProblem(text)
+  if (problem) throw new UsageError(`bad --stop "${text}": ${problem}`)
+  return {name: text}
+}
+
+const NUMBER = /^(?:\d+(?:\.\d*)?|\.\d+)$/
+
+/** A non-negative decimal number of seconds (`--timeout`, TTLs). */
+export function parseSeconds(flag: string, text: string): number {
+  if (!NUMBER.test(text.trim()) || !Number.isFinite(Number(text))) {
+    throw new UsageError(`bad --${flag} "${text}": expected a non-negative number of seconds`)
+  }
+  return Number(text)
+}
+
+/** A whole number in [min, max] (`--port`, `--attempt-delay`). */
+export function parseInteger(flag: string, text: string, min: number, max: number): number {
+  if (!DECIMAL.test(text) || Number(text) < min || Number(text) > max) {
+    throw new UsageError(`bad --${flag} "${text}": expected a whole number from ${min} to ${max}`)
+  }
+  return Number(text)
+}
+
+export interface HostPort {
+  readonly address: string
+  readonly port: number
+}
+
+/** `--dns-server ADDR[:PORT]`: `127.0.0.1`, `127.0.0.1:5353`, `::1`, `[::1]:5353`. */
+export function parseDnsServer(text: string): HostPort {
+  const bad = (why: string) => new UsageError(`bad --dns-server "${text}": ${why}`)
+  let address = text
+  let port = 53
+  const bracket = /^\[([^\]]+)\](?::(\d+))?$/.exec(text)
+  if (bracket) {
+    address = bracket[1]
+    if (bracket[2] !== undefined) port = Number(bracket[2])
+  } else if (literalFamily(text) === 0 && text.includes(':')) {
+    const colon = text.lastIndexOf(':')
+    address = text.slice(0, colon)
+    if (!DECIMAL.test(text.slice(colon + 1))) throw bad('port is not a number')
+    port = Number(text.slice(colon + 1))
+  }
+  if (literalFamily(address) === 0) throw bad('expected an IP address, optionally with :PORT ([v6]:PORT)')
+  if (port < 1 || port > 65_535) throw bad('port must be from 1 to 65535')
+  return {address: normalizeAddress(address), port}
+}

@@ -1,0 +1,88 @@
+// What a run shows: the --verbose trace lines and the --json document (SPEC §6).
+import {cacheKey} from './cache.js'
+import type {Report, TraceEvent} from './check.js'
+import type {Entry} from './grammar.js'
+import {printable} from './greeting.js'
+import type {AttemptRecord} from './race.js'
+
+const word = (entry: Entry) => (entry.prio === undefined ? entry.name : `${entry.prio}:${entry.name}`)
+
+function describeAttempt(record: AttemptRecord): string {
+  const where = cacheKey(record.address, record.port)
+  if (record.outcome === 'cached') return `${where} cached ${record.cachedAs}`
+  const took = `${record.endMs - record.startMs}ms`
+  const line = record.line === undefined ? '' : ` "${printable(record.line)}"`
+  const error = record.error ? ` (${record.error})` : ''
+  return `${where} ${record.outcome}${line}${error} after ${took}`
+}
+
+/** One trace line for --verbose, without the newline. */
+export function formatEvent(event: TraceEvent): string {
+  const at = `+${String(event.ms).padStart(4)}ms `
+  switch (event.type) {
+    case 'entries':
+      return at + (event.entries.length === 0 ? 'no servers given: no candidate' : `servers: ${event.entries.map(word).join(' ')}`)
+    case 'stop':
+      return at + `stop ${event.given}: ${event.addresses.join(' ')}`
+    case 'lookup': {
+      const {lookup} = event
+      const what = lookup.outcome === 'resolved'
+        ? `A/AAAA ${lookup.addresses.length} address${lookup.addresses.length === 1 ? '' : 'es'}: ${lookup.addresses.join(' ')}`
+        : `lookup ${lookup.outcome}${lookup.error ? ` (${lookup.error})` : ''}`
+      return at + `${event.host}: ${what} after ${lookup.endMs - lookup.startMs}ms`
+    }
+    case 'selection': {
+      const {candidates, local, reason} = event.selection
+      const names = candidates.length > 0 ? candidates.map((e) => e.name).join(' ') : 'none'
+      const locals = local.length > 0 ? ` (local host: ${local.map((e) => e.name).join(' ')})` : ''
+      return at + `candidates: ${names}${locals}; ${reason}`
+    }
+    case 'attempt-start':
+      return at + `${event.server}: connecting to ${cacheKey(event.address, event.port)}`
+    case 'attempt':
+      return at + `${event.server}: ${describeAttempt(event.record)}`
+    case 'server':
+      return at + `${event.server}: ${event.available ? 'available' : 'unavailable'}${event.note ? ` (${event.note})` : ''}`
+    case 'decision':
+      return at + (event.winner === undefined ? 'no candidate is available: exit 0' : `${event.winner} is available: exit 1`)
+  }
+}
+
+/** The --json document; its schema is written down in the README. */
+export function toJson(report: Report) {
+  const candidates = new Set(report.selection.candidates)
+  const local = new Set(report.selection.local)
+  const probed = new Map(report.servers.map((server) => [server.entry, server]))
+  return {
+    stop: report.stop ?? null,
+    entries: report.entries.map((entry) => {
+      const server = probed.get(entry)
+      return {
+        name: entry.name,
+        host: entry.host,
+        kind: entry.kind,
+        prio: entry.prio ?? null,
+        local: local.has(entry),
+        candidate: candidates.has(entry),
+        lookup: server?.lookup
+          ? {outcome: server.lookup.outcome, addresses: server.lookup.addresses, error: server.lookup.error ?? null, ms: server.lookup.endMs - server.lookup.startMs}
+          : null,
+        available: server ? server.available : null,
+        note: server?.note ?? null,
+        attempts: (server?.attempts ?? []).map((a) => ({
+          address: a.address,
+          port: a.port,
+          outcome: a.outcome,
+          cachedAs: a.cachedAs ?? null,
+          code: a.code ?? null,
+          line: a.line === undefined ? null : printable(a.line),
+          error: a.error ?? null,
+          startMs: a.startMs,
+          endMs: a.endMs,
+        })),
+      }
+    }),
+    selection: {reason: report.selection.reason, candidates: report.selection.candidates.map((e) => e.name), local: report.selection.local.map((e) => e.name)},
+    decision: {available: report.winner?.name ?? null, exitCode: report.exitCode, elapsedMs: report.elapsedMs},
+  }
+}

@@ -1,0 +1,28 @@
+// Run the built binary asynchronously (fixtures live in this process: never spawnSync).
+import {spawn} from 'node:child_process'
+
+export const BIN = new URL('../bin/run.js', import.meta.url).pathname
+
+export interface CliResult {
+  stdout: string
+  stderr: string
+  status: number | null
+  ms: number
+}
+
+/** Run `bin/run.js args`; killed after `limitMs` so a hang fails the test instead of stalling it. */
+export function runCli(args: readonly string[], options: {limitMs?: number; env?: NodeJS.ProcessEnv} = {}): Promise<CliResult> {
+  const started = performance.now()
+  const child = spawn(process.execPath, [BIN, ...args], {env: options.env ?? process.env, stdio: ['ignore', 'pipe', 'pipe']})
+  let stdout = ''
+  let stderr = ''
+  child.stdout.setEncoding('utf8').on('data', (d) => (stdout += d))
+  child.stderr.setEncoding('utf8').on('data', (d) => (stderr += d))
+  const killer = setTimeout(() => child.kill('SIGKILL'), options.limitMs ?? 15_000)
+  return new Promise((resolve) => {
+    child.on('close', (status) => {
+      clearTimeout(killer)
+      resolve({stdout, stderr, status, ms: performance.now() - started})
+    })
+  })
+}
