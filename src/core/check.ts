@@ -115,7 +115,9 @@ export async function check(options: CheckOptions, deps: CheckDeps): Promise<Rep
       stop = {addresses: [options.stop.address]}
     } else {
       const name = options.stop.name.toLowerCase().replace(/\.$/, '')
-      const lookup = await deps.resolver(options.stop.name, outer)
+      const b = budget(options.timeoutMs, outer)
+      const lookup = await lookupWithin(deps.resolver, options.stop.name, b.signal)
+      b.dispose()
       if (lookup.outcome !== 'resolved') {
         throw new FatalError(`cannot resolve --stop "${options.stop.name}": ${lookup.outcome}${lookup.error ? ` (${lookup.error})` : ''}`)
       }
