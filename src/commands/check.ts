@@ -5,7 +5,7 @@ import {attemptSmtp} from '../core/attempt.js'
 import {DEFAULT_NEGATIVE_TTL, DEFAULT_POSITIVE_TTL, MemoryCache, type OutcomeCache} from '../core/cache.js'
 import {check, type CheckOptions} from '../core/check.js'
 import {FatalError, UsageError} from '../core/errors.js'
-import {parseDnsServer, parseInteger, parseSeconds, parseServerList, parseStop} from '../core/grammar.js'
+import {MAX_TIMER_SECONDS, parseDnsServer, parseInteger, parseSeconds, parseServerList, parseStop} from '../core/grammar.js'
 import {DEFAULT_ATTEMPT_DELAY_MS} from '../core/race.js'
 import {formatEvent, toJson} from '../core/report.js'
 import {dnsServerResolver, systemResolver} from '../core/resolve.js'
@@ -13,6 +13,41 @@ import {dnsServerResolver, systemResolver} from '../core/resolve.js'
 const USAGE = 'usage: smtpdcheck [--stop {ip-addr|name}] [--timeout seconds] [options] [prio:]server ...'
 const DEFAULT_TIMEOUT_S = 10
 const DEFAULT_PORT = 25
+
+/** oclif's parse errors in our words: [pattern on its message, our message]. */
+const PARSE_ERRORS: Array<[RegExp, (m: RegExpMatchArray) => string]> = [
+  [/^Nonexistent flags?: ([^,\n]+)/, (m) => `unknown option "${m[1]}" (see smtpdcheck --help)`],
+  [/^Flag (--\S+) expects/, (m) => `option "${m[1]}" needs a value`],
+  [/^Flag (--\S+) can only be specified once/, (m) => `option "${m[1]}" given more than once`],
+  [/--([\w-]+)(?:=\S*)? cannot also be provided when using --([\w-]+)/, (m) => `options ${spell(m[2])} and ${spell(m[1])} cannot be used together`],
+]
+
+/** `-4 (--ipv4)` or `--stop`: a flag as the user may have typed it. */
+function spell(name: string): string {
+  const char = (Check.flags as Record<string, {char?: string}>)[name]?.char
+  return char ? `"-${char}" (--${name})` : `"--${name}"`
+}
+
+/**
+ * What oclif's parser would get wrong, checked before it runs: `-host-` is not `-h` (help)
+ * plus more, and `--json=1` is not `--json` followed by a server word `1`.
+ */
+function precheck(words: readonly string[]): void {
+  const flags = Check.flags as Record<string, {type: string; char?: string; allowNo?: boolean}>
+  const chars = new Set(Object.values(flags).flatMap((flag) => (flag.char ? [flag.char] : [])))
+  for (let i = 0; i < words.length; i++) {
+    const word = words[i]
+    if (word === '--') return
+    if (word.startsWith('--')) {
+      const [name, ...value] = word.slice(2).split('=')
+      const flag = flags[name] ?? (name.startsWith('no-') && flags[name.slice(3)]?.allowNo ? flags[name.slice(3)] : undefined)
+      if (flag?.type === 'boolean' && value.length > 0) throw new UsageError(`option "--${name}" takes no value: "${word}"`)
+      if (flag?.type === 'option' && value.length === 0) i++
+    } else if (word.length > 2 && chars.has(word[1]) && ![...word.slice(1)].every((c) => chars.has(c))) {
+      throw new UsageError(`unknown option "${word}" (see smtpdcheck --help)`)
+    }
+  }
+}
 
 /** Print one line on stderr and exit 2 (SPEC §6): never a stack trace. */
 export function fail(message: string): never {
@@ -55,12 +90,13 @@ Exit status: 1 and the server's name on stdout when one is available; 0 when non
       process.stderr.write(`${USAGE}\n`)
       process.exit(2)
     }
+    precheck(this.argv)
     const {flags, argv, nonExistentFlags} = await this.parse(Check)
     if (nonExistentFlags?.length) throw new UsageError(`unknown option "${nonExistentFlags[0]}" (see smtpdcheck --help)`)
     const options: CheckOptions = {
       entries: parseServerList(argv as string[]),
       stop: flags.stop === undefined ? undefined : parseStop(flags.stop),
-      timeoutMs: 1000 * (flags.timeout === undefined ? DEFAULT_TIMEOUT_S : parseSeconds('timeout', flags.timeout)),
+      timeoutMs: 1000 * (flags.timeout === undefined ? DEFAULT_TIMEOUT_S : parseSeconds('timeout', flags.timeout, MAX_TIMER_SECONDS)),
       port: flags.port === undefined ? DEFAULT_PORT : parseInteger('port', flags.port, 1, 65_535),
       attemptDelayMs: flags['attempt-delay'] === undefined ? DEFAULT_ATTEMPT_DELAY_MS : parseInteger('attempt-delay', flags['attempt-delay'], 0, 60_000),
       family: flags.ipv4 ? 4 : flags.ipv6 ? 6 : undefined,
@@ -98,8 +134,14 @@ Exit status: 1 and the server's name on stdout when one is available; 0 when non
   override async catch(error: Error & {exitCode?: number}): Promise<never> {
     if (error instanceof Errors.ExitError) throw error
     if (error instanceof UsageError || error instanceof FatalError) fail(error.message)
-    // oclif's own parse errors (missing value, exclusive flags, ...): first line only.
-    if (error instanceof Errors.CLIError) fail(error.message.split('\n')[0].replace(/^Error: /, ''))
-    fail(`system error: ${error.message ?? String(error)}`)
+    // oclif's own parse errors (unknown flag, missing value, exclusive flags, ...).
+    if (error instanceof Errors.CLIError) {
+      for (const [pattern, say] of PARSE_ERRORS) {
+        const match = error.message.match(pattern)
+        if (match) fail(say(match))
+      }
+      fail(error.message.split('\n')[0].replace(/^Error: /, ''))
+    }
+    fail(`system error: ${String(error.message ?? error).split('\n')[0]}`)
   }
 }

@@ -24,6 +24,8 @@ const MAX_NAME_OCTETS = 253
 const MAX_LABEL_OCTETS = 63
 const LABEL = /^[a-z0-9](?:[a-z0-9-]*[a-z0-9])?$/i
 const DECIMAL = /^\d+$/
+/** Digits and dots only, at least one digit: meant as an IPv4 address. */
+const DOTTED = /^[\d.]*\d[\d.]*$/
 
 /** Why `name` is not a host name (RFC 1123 / RFC 3696 §2), or undefined if it is one. */
 export function hostnameProblem(name: string): string | undefined {
@@ -58,10 +60,15 @@ export function literalFamily(text: string): 0 | 4 | 6 {
   return family as 0 | 4 | 6
 }
 
+/** The normalised address and its kind (`::ffff:a.b.c.d` is the IPv4 address it maps). */
+function literalHost(text: string): {host: string; kind: HostKind} {
+  const host = normalizeAddress(text)
+  return {host, kind: host.includes(':') ? 'ipv6' : 'ipv4'}
+}
+
 function parseHost(text: string, word: string): {host: string; kind: HostKind} {
-  const family = literalFamily(text)
-  if (family !== 0) return {host: normalizeAddress(text), kind: family === 4 ? 'ipv4' : 'ipv6'}
-  if (/^[\d.]+$/.test(text) || /^0x/i.test(text)) {
+  if (literalFamily(text) !== 0) return literalHost(text)
+  if (DOTTED.test(text) || /^0x/i.test(text)) {
     throw new UsageError(`bad server "${word}": not a dotted-quad IPv4 address (four decimal parts 0-255)`)
   }
   const problem = hostnameProblem(text)
@@ -79,7 +86,7 @@ function parsePrio(text: string, word: string): number {
 /** One server word: `host`, `prio:host`, `[v6]`, `prio:[v6]`, or a bare IPv6 literal. */
 export function parseServerWord(word: string, index = 0): Entry {
   if (word === '') throw new UsageError('bad server "": empty word')
-  if (literalFamily(word) === 6) return {name: word, host: normalizeAddress(word), kind: 'ipv6', index}
+  if (literalFamily(word) === 6) return {name: word, ...literalHost(word), index}
   let prio: number | undefined
   let rest = word
   const colon = word.indexOf(':')
@@ -90,7 +97,7 @@ export function parseServerWord(word: string, index = 0): Entry {
   if (rest.startsWith('[')) {
     const inner = rest.endsWith(']') ? rest.slice(1, -1) : ''
     if (literalFamily(inner) !== 6) throw new UsageError(`bad server "${word}": brackets must hold an IPv6 address`)
-    return {name: rest, host: normalizeAddress(inner), kind: 'ipv6', prio, index}
+    return {name: rest, ...literalHost(inner), prio, index}
   }
   if (rest.includes(':')) {
     throw new UsageError(`bad server "${word}": an IPv6 address with a priority must be bracketed, e.g. 10:[2001:db8::1]`)
@@ -118,7 +125,7 @@ export function parseServerList(words: readonly string[]): Entry[] {
 export function parseStop(text: string): {address: string} | {name: string} {
   const inner = text.startsWith('[') && text.endsWith(']') ? text.slice(1, -1) : text
   if (literalFamily(inner) !== 0) return {address: normalizeAddress(inner)}
-  if (/^[\d.]+$/.test(text)) throw new UsageError(`bad --stop "${text}": not a dotted-quad IPv4 address`)
+  if (DOTTED.test(text)) throw new UsageError(`bad --stop "${text}": not a dotted-quad IPv4 address`)
   const problem = hostnameProblem(text)
   if (problem) throw new UsageError(`bad --stop "${text}": ${problem}`)
   return {name: text}
@@ -126,10 +133,14 @@ export function parseStop(text: string): {address: string} | {name: string} {
 
 const NUMBER = /^(?:\d+(?:\.\d*)?|\.\d+)$/
 
-/** A non-negative decimal number of seconds (`--timeout`, TTLs). */
-export function parseSeconds(flag: string, text: string): number {
-  if (!NUMBER.test(text.trim()) || !Number.isFinite(Number(text))) {
-    throw new UsageError(`bad --${flag} "${text}": expected a non-negative number of seconds`)
+/** The longest timer Node can set (2^31-1 ms, about 24.8 days); longer ones fire at once. */
+export const MAX_TIMER_SECONDS = Math.floor((2 ** 31 - 1) / 1000)
+
+/** A non-negative decimal number of seconds, at most `max` (`--timeout`, TTLs). */
+export function parseSeconds(flag: string, text: string, max = Number.MAX_VALUE): number {
+  if (!NUMBER.test(text) || !(Number(text) <= max)) {
+    const limit = max < Number.MAX_VALUE ? ` up to ${max}` : ''
+    throw new UsageError(`bad --${flag} "${text}": expected a non-negative number of seconds${limit}`)
   }
   return Number(text)
 }
