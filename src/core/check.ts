@@ -52,6 +52,8 @@ export interface Report {
   readonly stop?: {given: string; addresses: string[]}
   readonly selection: Selection
   readonly servers: ServerRecord[]
+  /** Every name lookup made (candidates or not), by entry. */
+  readonly lookups: ReadonlyMap<Entry, LookupRecord>
   /** The server printed, if any. */
   readonly winner?: Entry
   readonly exitCode: 0 | 1
@@ -68,8 +70,11 @@ export type TraceEvent =
   | {type: 'server'; ms: number; server: string; available: boolean; note?: string}
   | {type: 'decision'; ms: number; winner?: string; exitCode: 0 | 1}
 
-/** A budget: aborts with 'timeout' after `ms` (never if 0), or with the parent's reason. */
-function budget(ms: number, parent: AbortSignal): {signal: AbortSignal; dispose: () => void} {
+/**
+ * A budget: aborts with 'timeout' after `ms` (never if 0), or with the parent's reason.
+ * `release()` ends it: whatever it still governs is torn down as 'cancelled'.
+ */
+function budget(ms: number, parent: AbortSignal): {signal: AbortSignal; release: () => void} {
   const controller = new AbortController()
   const onParent = () => controller.abort(parent.reason)
   if (parent.aborted) onParent()
@@ -77,18 +82,20 @@ function budget(ms: number, parent: AbortSignal): {signal: AbortSignal; dispose:
   const timer = ms > 0 ? setTimeout(() => controller.abort('timeout'), ms) : undefined
   return {
     signal: controller.signal,
-    dispose() {
+    release() {
       clearTimeout(timer)
       parent.removeEventListener('abort', onParent)
+      controller.abort('cancelled')
     },
   }
 }
 
-/** Resolve within `signal`; a budget that runs out is a dns-error. */
+/** Resolve within `signal`; a budget that runs out (or a run that ends) is a dns-error. */
 function lookupWithin(resolver: Resolver, name: string, signal: AbortSignal): Promise<Lookup> {
-  if (signal.aborted) return Promise.resolve({outcome: 'dns-error', addresses: [], error: 'ETIMEOUT'})
+  const cut = (): Lookup => ({outcome: 'dns-error', addresses: [], error: signal.reason === 'timeout' ? 'ETIMEOUT' : 'cancelled'})
+  if (signal.aborted) return Promise.resolve(cut())
   return new Promise((resolve) => {
-    const onAbort = () => resolve({outcome: 'dns-error', addresses: [], error: 'ETIMEOUT'})
+    const onAbort = () => resolve(cut())
     signal.addEventListener('abort', onAbort, {once: true})
     void resolver(name, signal).then((lookup) => {
       signal.removeEventListener('abort', onAbort)
@@ -107,27 +114,7 @@ export async function check(options: CheckOptions, deps: CheckDeps): Promise<Rep
   const outer = deps.signal ? AbortSignal.any([deps.signal, all.signal]) : all.signal
   emit({type: 'entries', ms: elapsed(), entries: options.entries})
 
-  // --stop: its addresses, or exit 2 at once.
-  let stop: Stop | undefined
-  let stopReport: Report['stop']
-  if (options.stop) {
-    if ('address' in options.stop) {
-      stop = {addresses: [options.stop.address]}
-    } else {
-      const name = options.stop.name.toLowerCase().replace(/\.$/, '')
-      const b = budget(options.timeoutMs, outer)
-      const lookup = await lookupWithin(deps.resolver, options.stop.name, b.signal)
-      b.dispose()
-      if (lookup.outcome !== 'resolved') {
-        throw new FatalError(`cannot resolve --stop "${options.stop.name}": ${lookup.outcome}${lookup.error ? ` (${lookup.error})` : ''}`)
-      }
-      stop = {name, addresses: lookup.addresses}
-    }
-    stopReport = {given: 'address' in options.stop ? options.stop.address : options.stop.name, addresses: [...stop.addresses]}
-    emit({type: 'stop', ms: elapsed(), ...stopReport})
-  }
-
-  // Every name is resolved at once: selection needs the addresses, probing reuses them.
+  // Every name is resolved at once, while --stop is: selection needs the addresses, probing reuses them.
   const budgets = new Map<Entry, ReturnType<typeof budget>>()
   const lookups = new Map<Entry, Promise<LookupRecord>>()
   for (const entry of options.entries) {
@@ -148,6 +135,34 @@ export async function check(options: CheckOptions, deps: CheckDeps): Promise<Rep
     )
   }
 
+  /** Ends every budget and waits for the lookups, so that nothing of the run outlives it. */
+  const endLookups = async () => {
+    for (const b of budgets.values()) b.release()
+    all.abort('cancelled')
+    return new Map(await Promise.all([...lookups].map(async ([entry, pending]) => [entry, await pending] as const)))
+  }
+
+  // --stop: its addresses, or exit 2 at once.
+  let stop: Stop | undefined
+  let stopReport: Report['stop']
+  if (options.stop) {
+    if ('address' in options.stop) {
+      stop = {addresses: [options.stop.address]}
+    } else {
+      const name = options.stop.name.toLowerCase().replace(/\.$/, '')
+      const b = budget(options.timeoutMs, outer)
+      const lookup = await lookupWithin(deps.resolver, options.stop.name, b.signal)
+      b.release()
+      if (lookup.outcome !== 'resolved') {
+        await endLookups()
+        throw new FatalError(`cannot resolve --stop "${options.stop.name}": ${lookup.outcome}${lookup.error ? ` (${lookup.error})` : ''}`)
+      }
+      stop = {name, addresses: lookup.addresses}
+    }
+    stopReport = {given: 'address' in options.stop ? options.stop.address : options.stop.name, addresses: [...stop.addresses]}
+    emit({type: 'stop', ms: elapsed(), ...stopReport})
+  }
+
   let selection: Selection
   if (stop) {
     const resolved = new Map<Entry, LookupRecord>()
@@ -157,7 +172,7 @@ export async function check(options: CheckOptions, deps: CheckDeps): Promise<Rep
     selection = selectCandidates(options.entries, () => false)
   }
   emit({type: 'selection', ms: elapsed(), selection})
-  for (const entry of options.entries) if (!selection.candidates.includes(entry)) budgets.get(entry)!.dispose()
+  for (const entry of options.entries) if (!selection.candidates.includes(entry)) budgets.get(entry)!.release()
 
   const probe = async (entry: Entry, signal: AbortSignal): Promise<ServerRecord> => {
     const lookup = await lookups.get(entry)!
@@ -183,6 +198,7 @@ export async function check(options: CheckOptions, deps: CheckDeps): Promise<Rep
       })
     }
     const available = result.winner !== undefined
+    if (!available && !note && signal.reason === 'timeout') note = 'budget ran out'
     emit({type: 'server', ms: elapsed(), server: entry.name, available, note})
     return {entry, lookup: entry.kind === 'name' ? lookup : undefined, addresses, attempts: result.attempts, available, note}
   }
@@ -192,10 +208,10 @@ export async function check(options: CheckOptions, deps: CheckDeps): Promise<Rep
   if (options.sequential) {
     for (const entry of selection.candidates) {
       const lookup = await lookups.get(entry)!
-      budgets.get(entry)!.dispose()
+      budgets.get(entry)!.release()
       const b = budget(options.timeoutMs > 0 ? Math.max(1, options.timeoutMs - (lookup.endMs - lookup.startMs)) : 0, outer)
       const server = await probe(entry, b.signal)
-      b.dispose()
+      b.release()
       servers.push(server)
       if (server.available) {
         winner = entry
@@ -217,11 +233,11 @@ export async function check(options: CheckOptions, deps: CheckDeps): Promise<Rep
     all.abort('cancelled')
     await Promise.all(probes)
   }
-  for (const b of budgets.values()) b.dispose()
-  all.abort('cancelled')
+  const lookupRecords = await endLookups()
+  for (const entry of options.entries) if (entry.kind !== 'name') lookupRecords.delete(entry)
 
   const exitCode = winner ? 1 : 0
   emit({type: 'decision', ms: elapsed(), winner: winner?.name, exitCode})
   servers.sort((a, b) => a.entry.index - b.entry.index)
-  return {entries: options.entries, stop: stopReport, selection, servers, winner, exitCode, elapsedMs: elapsed()}
+  return {entries: options.entries, stop: stopReport, selection, servers, lookups: lookupRecords, winner, exitCode, elapsedMs: elapsed()}
 }

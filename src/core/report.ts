@@ -18,7 +18,7 @@ function describeAttempt(record: AttemptRecord): string {
 
 /** One trace line for --verbose, without the newline. */
 export function formatEvent(event: TraceEvent): string {
-  const at = `+${String(event.ms).padStart(4)}ms `
+  const at = `+${String(event.ms).padStart(3)}ms `
   switch (event.type) {
     case 'entries':
       return at + (event.entries.length === 0 ? 'no servers given: no candidate' : `servers: ${event.entries.map(word).join(' ')}`)
@@ -57,6 +57,7 @@ export function toJson(report: Report) {
     stop: report.stop ?? null,
     entries: report.entries.map((entry) => {
       const server = probed.get(entry)
+      const lookup = report.lookups.get(entry)
       return {
         name: entry.name,
         host: entry.host,
@@ -64,9 +65,11 @@ export function toJson(report: Report) {
         prio: entry.prio ?? null,
         local: local.has(entry),
         candidate: candidates.has(entry),
-        lookup: server?.lookup
-          ? {outcome: server.lookup.outcome, addresses: server.lookup.addresses, error: server.lookup.error ?? null, ms: server.lookup.endMs - server.lookup.startMs}
+        lookup: lookup
+          ? {outcome: lookup.outcome, addresses: lookup.addresses, error: lookup.error ?? null, startMs: lookup.startMs, endMs: lookup.endMs}
           : null,
+        probed: server !== undefined,
+        addresses: server?.addresses ?? [],
         available: server ? server.available : null,
         note: server?.note ?? null,
         attempts: (server?.attempts ?? []).map((a) => ({
@@ -83,6 +86,6 @@ export function toJson(report: Report) {
       }
     }),
     selection: {reason: report.selection.reason, candidates: report.selection.candidates.map((e) => e.name), local: report.selection.local.map((e) => e.name)},
-    decision: {available: report.winner?.name ?? null, exitCode: report.exitCode, elapsedMs: report.elapsedMs},
+    decision: {server: report.winner?.name ?? null, exitCode: report.exitCode, elapsedMs: report.elapsedMs},
   }
 }
