@@ -1,0 +1,155 @@
+// Resolution (SPEC §7) against the loopback DNS fixture, directly, through check() with the
+// real attempt function, and through the built binary with --dns-server.
+import {afterEach, beforeAll, afterAll, describe, expect, it} from 'vitest'
+
+import {attemptSmtp} from '../../src/core/attempt.js'
+import {check} from '../../src/core/check.js'
+import {parseServerList} from '../../src/core/grammar.js'
+import {dnsServerResolver, systemResolver} from '../../src/core/resolve.js'
+import {startDns} from '../../fixtures/dns.js'
+import {startSmtp, until} from '../../fixtures/smtp.js'
+import {runCli} from '../cli.js'
+
+const ZONE = {
+  // The dead addresses come first in each family; only 127.0.0.3 listens (on the SMTP port).
+  'multi.test': {A: ['127.0.0.2', '127.0.0.3'], AAAA: ['::1']},
+  'v4only.test': {A: ['127.0.0.4', '127.0.0.5']},
+  'v6only.test': {AAAA: ['::1']},
+  'nodata.test': {},
+  'nx.test': {nxdomain: true},
+  'servfail.test': {servfail: true},
+  'silent.test': {silent: true},
+}
+
+let dns: Awaited<ReturnType<typeof startDns>>
+let dns6: Awaited<ReturnType<typeof startDns>>
+beforeAll(async () => {
+  dns = await startDns(ZONE)
+  dns6 = await startDns(ZONE, {host: '::1'})
+})
+afterAll(async () => {
+  await dns.close()
+  await dns6.close()
+})
+
+const servers: Array<{close: () => Promise<void>}> = []
+afterEach(async () => {
+  for (const s of servers.splice(0)) await s.close()
+})
+
+const resolve = (name: string, signal = new AbortController().signal) => dnsServerResolver({address: '127.0.0.1', port: dns.port})(name, signal)
+
+describe('dnsServerResolver', () => {
+  it('returns every A and AAAA address, AAAA first, each family in the server order', async () => {
+    expect(await resolve('multi.test')).toEqual({outcome: 'resolved', addresses: ['::1', '127.0.0.2', '127.0.0.3']})
+    expect(await resolve('MULTI.TEST.')).toEqual({outcome: 'resolved', addresses: ['::1', '127.0.0.2', '127.0.0.3']})
+  })
+
+  it('asks both families', async () => {
+    dns.queries.length = 0
+    await resolve('v4only.test')
+    expect(dns.queries.map((q) => q.type).sort()).toEqual(['A', 'AAAA'])
+  })
+
+  it('one family only', async () => {
+    expect(await resolve('v4only.test')).toEqual({outcome: 'resolved', addresses: ['127.0.0.4', '127.0.0.5']})
+    expect(await resolve('v6only.test')).toEqual({outcome: 'resolved', addresses: ['::1']})
+  })
+
+  it('works with a DNS server on ::1', async () => {
+    const r = await dnsServerResolver({address: '::1', port: dns6.port})('multi.test', new AbortController().signal)
+    expect(r.addresses).toEqual(['::1', '127.0.0.2', '127.0.0.3'])
+  })
+
+  it('NXDOMAIN', async () => {
+    expect(await resolve('nx.test')).toMatchObject({outcome: 'nxdomain', addresses: []})
+    expect(await resolve('unknown.test')).toMatchObject({outcome: 'nxdomain', addresses: []})
+  })
+
+  it('no data', async () => {
+    expect(await resolve('nodata.test')).toMatchObject({outcome: 'no-address', addresses: []})
+  })
+
+  it('SERVFAIL is a dns-error', async () => {
+    expect(await resolve('servfail.test')).toMatchObject({outcome: 'dns-error', addresses: []})
+  })
+
+  it('a silent server: aborting the lookup ends it at once as a dns-error', async () => {
+    const started = performance.now()
+    const r = await resolve('silent.test', AbortSignal.timeout(300))
+    const ms = performance.now() - started
+    expect(r).toMatchObject({outcome: 'dns-error', addresses: []})
+    expect(ms).toBeGreaterThanOrEqual(250)
+    expect(ms).toBeLessThan(1900)
+  })
+})
+
+describe('systemResolver', () => {
+  it('resolves localhost (from /etc/hosts) to loopback addresses', async () => {
+    const r = await systemResolver('localhost', new AbortController().signal)
+    expect(r.outcome).toBe('resolved')
+    expect(r.addresses.length).toBeGreaterThan(0)
+    for (const address of r.addresses) expect(['127.0.0.1', '::1']).toContain(address)
+  })
+})
+
+describe('through check() with real sockets', () => {
+  it('the dead addresses are tried, then the one that answers wins', async () => {
+    const smtp = await startSmtp({host: '127.0.0.3', greeting: '220 third\r\n'})
+    servers.push(smtp)
+    const report = await check(
+      {entries: parseServerList(['multi.test']), timeoutMs: 5000, port: smtp.port, attemptDelayMs: 250, sequential: false},
+      {resolver: dnsServerResolver({address: '127.0.0.1', port: dns.port}), attempt: attemptSmtp, now: () => performance.now()},
+    )
+    expect(report.winner?.name).toBe('multi.test')
+    expect(report.servers[0].attempts.map((a) => [a.address, a.outcome])).toEqual([
+      ['::1', 'refused'],
+      ['127.0.0.2', 'refused'],
+      ['127.0.0.3', 'available'],
+    ])
+    // Refusals answer at once: the two 250 ms attempt delays are not waited out.
+    expect(report.elapsedMs).toBeLessThan(450)
+  })
+
+  it('a silent name is unavailable (dns-error) when the budget runs out', async () => {
+    const report = await check(
+      {entries: parseServerList(['silent.test']), timeoutMs: 400, port: 25, attemptDelayMs: 250, sequential: false},
+      {resolver: dnsServerResolver({address: '127.0.0.1', port: dns.port}), attempt: attemptSmtp, now: () => performance.now()},
+    )
+    expect(report.exitCode).toBe(0)
+    expect(report.servers[0].lookup?.outcome).toBe('dns-error')
+    expect(report.servers[0].attempts).toEqual([])
+    expect(report.elapsedMs).toBeLessThan(1900)
+  })
+})
+
+describe('the binary with --dns-server', () => {
+  const run = (args: string[]) => runCli(['--no-cache', '--dns-server', dns.address, ...args])
+
+  it('a name whose first addresses are dead is available through a later one', async () => {
+    const smtp = await startSmtp({host: '127.0.0.3', greeting: '220 third\r\n'})
+    servers.push(smtp)
+    const r = await run(['--port', String(smtp.port), '10:multi.test'])
+    expect([r.stdout, r.stderr, r.status]).toEqual(['multi.test\n', '', 1])
+    await until(() => smtp.connections.length === 1 && smtp.connections[0].closed)
+    expect(smtp.sent()).toEqual(['QUIT\r\n'])
+  })
+
+  it.each(['nx.test', 'nodata.test', 'servfail.test'])('%s is unavailable, not an error: exit 0', async (name) => {
+    const r = await run(['--port', '25', `10:${name}`])
+    expect([r.stdout, r.stderr, r.status]).toEqual(['', '', 0])
+  })
+
+  it('a silent name is unavailable once the budget runs out', async () => {
+    const r = await run(['--timeout', '0.5', 'silent.test'])
+    expect([r.stdout, r.stderr, r.status]).toEqual(['', '', 0])
+    expect(r.ms).toBeLessThan(5000)
+  })
+
+  it('the same over a DNS server on [::1]:PORT', async () => {
+    const smtp = await startSmtp({host: '127.0.0.3', greeting: '220 third\r\n'})
+    servers.push(smtp)
+    const r = await runCli(['--no-cache', '--dns-server', dns6.address, '--port', String(smtp.port), 'multi.test'])
+    expect([r.stdout, r.stderr, r.status]).toEqual(['multi.test\n', '', 1])
+  })
+})
