@@ -2,7 +2,8 @@
 import {Command, Errors, Flags} from '@oclif/core'
 
 import {attemptSmtp} from '../core/attempt.js'
-import {DEFAULT_NEGATIVE_TTL, DEFAULT_POSITIVE_TTL, MemoryCache, type OutcomeCache} from '../core/cache.js'
+import {DEFAULT_NEGATIVE_TTL, DEFAULT_POSITIVE_TTL, type OutcomeCache} from '../core/cache.js'
+import {defaultCachePath, FileCache} from '../core/cache-file.js'
 import {check, type CheckOptions} from '../core/check.js'
 import {FatalError, UsageError} from '../core/errors.js'
 import {MAX_TIMER_SECONDS, parseDnsServer, parseInteger, parseSeconds, parseServerList, parseStop} from '../core/grammar.js'
@@ -107,7 +108,11 @@ Exit status: 1 and the server's name on stdout when one is available; 0 when non
       negative: flags['negative-ttl'] === undefined ? DEFAULT_NEGATIVE_TTL : parseSeconds('negative-ttl', flags['negative-ttl']),
       positive: flags['positive-ttl'] === undefined ? DEFAULT_POSITIVE_TTL : parseSeconds('positive-ttl', flags['positive-ttl']),
     }
-    const cache: OutcomeCache | undefined = flags.cache ? new MemoryCache(ttls) : undefined
+    const say = flags.verbose ? (message: string) => process.stderr.write(`cache: ${message}\n`) : undefined
+    if (flags['cache-file'] === '') throw new UsageError('--cache-file must not be empty')
+    const cachePath = flags.cache ? flags['cache-file'] ?? defaultCachePath() : undefined
+    if (flags.cache && cachePath === undefined) say?.('off: neither $XDG_CACHE_HOME nor a home directory is set')
+    const cache: OutcomeCache | undefined = cachePath === undefined ? undefined : new FileCache(cachePath, ttls, {budgetMs: options.timeoutMs, say})
 
     const interrupt = new AbortController()
     const onSignal = () => {
