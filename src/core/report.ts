@@ -48,7 +48,7 @@ export function formatEvent(event: TraceEvent): string {
   }
 }
 
-/** The --json document; its schema is written down in the README. */
+/** The --json document; its schema is docs/report.schema.json (test/report.test.ts holds every document to it). */
 export function toJson(report: Report) {
   const candidates = new Set(report.selection.candidates)
   const local = new Set(report.selection.local)

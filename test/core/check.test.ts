@@ -17,9 +17,11 @@ const open: Array<{close: () => Promise<void>}> = []
 afterEach(async () => {
   for (const s of open.splice(0)) await s.close()
 })
-async function keep<T extends {close: () => Promise<void>}>(server: Promise<T>): Promise<T> {
-  open.push(await server)
-  return open.at(-1) as T
+/** Start a fixture and close it after the test. */
+async function keep<T extends {close: () => Promise<void>}>(starting: Promise<T>): Promise<T> {
+  const fixture = await starting
+  open.push(fixture)
+  return fixture
 }
 
 type Run = Partial<Omit<CheckOptions, 'entries'>> & {dns?: string; cache?: MemoryCache}

@@ -1,0 +1,173 @@
+// --verbose and --json (SPEC §6): trace lines, the JSON document against
+// docs/report.schema.json, and stdout/exit status unchanged — in-process and through the binary.
+import {readFileSync} from 'node:fs'
+import {afterEach, describe, expect, it} from 'vitest'
+
+import {attemptSmtp} from '../src/core/attempt.js'
+import {check, type TraceEvent} from '../src/core/check.js'
+import {parseDnsServer, parseServerList} from '../src/core/grammar.js'
+import {formatEvent, toJson} from '../src/core/report.js'
+import {dnsServerResolver} from '../src/core/resolve.js'
+import {startDns} from '../fixtures/dns.js'
+import {closedPort, startSmtp} from '../fixtures/smtp.js'
+import {runCli} from './cli.js'
+
+const SCHEMA = JSON.parse(readFileSync(new URL('../docs/report.schema.json', import.meta.url), 'utf8'))
+
+/**
+ * The subset of JSON Schema 2020-12 the schema uses. Any other keyword throws, so the
+ * schema cannot say more than this checks. Returns the list of violations.
+ */
+const ANNOTATIONS = new Set(['$schema', '$id', '$defs', 'title', 'description'])
+const CHECKED = new Set(['type', 'enum', 'minimum', 'maximum', 'properties', 'required', 'additionalProperties', 'items', '$ref'])
+function validate(value: unknown, schema: Record<string, any> = SCHEMA, path = '$'): string[] {
+  for (const key of Object.keys(schema)) if (!ANNOTATIONS.has(key) && !CHECKED.has(key)) throw new Error(`validator: unsupported keyword ${key}`)
+  if (schema.$ref) return validate(value, SCHEMA.$defs[schema.$ref.replace('#/$defs/', '')], path)
+  const typeOf = (v: unknown) => (v === null ? 'null' : Array.isArray(v) ? 'array' : Number.isInteger(v) ? 'integer' : typeof v)
+  if (schema.type) {
+    const types = [schema.type].flat()
+    const t = typeOf(value)
+    if (!types.includes(t) && !(t === 'integer' && types.includes('number'))) return [`${path}: ${t} is not ${types.join('|')}`]
+  }
+  if (schema.enum && !schema.enum.includes(value)) return [`${path}: ${JSON.stringify(value)} not in enum`]
+  const errors: string[] = []
+  if (typeof value === 'number') {
+    if (schema.minimum !== undefined && value < schema.minimum) errors.push(`${path}: below ${schema.minimum}`)
+    if (schema.maximum !== undefined && value > schema.maximum) errors.push(`${path}: above ${schema.maximum}`)
+  }
+  if (Array.isArray(value) && schema.items) value.forEach((item, i) => errors.push(...validate(item, schema.items, `${path}[${i}]`)))
+  if (typeOf(value) === 'object') {
+    const object = value as Record<string, unknown>
+    for (const key of schema.required ?? []) if (!(key in object)) errors.push(`${path}: missing ${key}`)
+    for (const [key, v] of Object.entries(object)) {
+      if (schema.properties?.[key]) errors.push(...validate(v, schema.properties[key], `${path}.${key}`))
+      else if (schema.additionalProperties === false) errors.push(`${path}: unexpected ${key}`)
+    }
+  }
+  return errors
+}
+
+const open: Array<{close: () => Promise<void>}> = []
+afterEach(async () => {
+  for (const s of open.splice(0)) await s.close()
+})
+/** Start a fixture and close it after the test. */
+async function keep<T extends {close: () => Promise<void>}>(starting: Promise<T>): Promise<T> {
+  const fixture = await starting
+  open.push(fixture)
+  return fixture
+}
+
+/** Fixtures behind one port: mx.test greets (its ::1 is silent), bad.test rejects with control characters, nx.test does not exist. */
+async function world() {
+  const silent = await keep(startSmtp({host: '::1'}))
+  const port = silent.port
+  await keep(startSmtp({host: '127.0.0.111', port, greeting: '220 mx.test ESMTP\r\n'}))
+  await keep(startSmtp({host: '127.0.0.112', port, greeting: '554 no\x1b[31m thanks\x07\r\n'}))
+  const dns = await keep(startDns({'mx.test': {AAAA: ['::1'], A: ['127.0.0.111']}, 'bad.test': {A: ['127.0.0.112']}}))
+  return {port, dns: dns.address}
+}
+
+describe('the JSON schema and its validator', () => {
+  const good = {
+    stop: null,
+    entries: [{name: 'a.test', host: 'a.test', kind: 'name', prio: 10, local: false, candidate: true, probed: true, available: false, note: null,
+      lookup: {outcome: 'resolved', addresses: ['127.0.0.1'], error: null, startMs: 0, endMs: 2}, addresses: ['127.0.0.1'],
+      attempts: [{address: '127.0.0.1', port: 25, outcome: 'rejected', cachedAs: null, code: 554, line: '554 no', error: null, startMs: 2, endMs: 3}]}],
+    selection: {reason: 'r', candidates: ['a.test'], local: []},
+    decision: {server: null, exitCode: 0, elapsedMs: 4},
+  }
+  it('accepts a well-formed document', () => {
+    expect(validate(good)).toEqual([])
+  })
+  it('rejects missing fields, unknown fields, wrong types, enums and ranges', () => {
+    const bad = structuredClone(good) as any
+    delete bad.decision.exitCode
+    bad.selection.extra = 1
+    bad.entries[0].attempts[0].outcome = 'timeout'
+    bad.entries[0].attempts[0].port = 0
+    bad.entries[0].prio = '10'
+    bad.entries[0].lookup.startMs = 1.5
+    expect(validate(bad).sort()).toEqual([
+      '$.decision: missing exitCode',
+      '$.entries[0].attempts[0].outcome: "timeout" not in enum',
+      '$.entries[0].attempts[0].port: below 1',
+      '$.entries[0].lookup.startMs: number is not integer',
+      '$.entries[0].prio: string is not integer|null',
+      '$.selection: unexpected extra',
+    ])
+  })
+})
+
+describe('--json', () => {
+  it('every document of a varied in-process run matches the schema', async () => {
+    const {port, dns} = await world()
+    const refused = await closedPort('127.0.0.113')
+    const runs = [
+      {words: ['10:bad.test', '20:mx.test', '30:nx.test', '127.0.0.113'], stop: undefined},
+      {words: ['10:bad.test', '20:mx.test', '30:127.0.0.111'], stop: {name: 'mx.test'}},
+      {words: ['127.0.0.113', '[::1]'], stop: undefined, port: refused},
+      {words: [], stop: undefined},
+    ]
+    for (const r of runs) {
+      const report = await check(
+        {entries: parseServerList(r.words), stop: r.stop, timeoutMs: 2000, port: r.port ?? port, attemptDelayMs: 100, sequential: false},
+        {resolver: dnsServerResolver(parseDnsServer(dns)), attempt: attemptSmtp, now: () => performance.now()},
+      )
+      const json = toJson(report)
+      expect(validate(json)).toEqual([])
+      expect(json.entries.map((e) => e.name)).toEqual(report.entries.map((e) => e.name))
+    }
+  })
+
+  it('through the binary: valid, same exit status as without --json, escaped server text', async () => {
+    const {port, dns} = await world()
+    const base = ['--no-cache', '--port', String(port), '--dns-server', dns]
+    for (const words of [['10:bad.test', '20:mx.test'], ['bad.test', 'nx.test']]) {
+      const [plain, json] = await Promise.all([runCli([...base, ...words]), runCli([...base, '--json', ...words])])
+      expect(json.status).toBe(plain.status)
+      expect(json.stderr).toBe('')
+      const doc = JSON.parse(json.stdout)
+      expect(validate(doc)).toEqual([])
+      expect(doc.decision.exitCode).toBe(plain.status)
+      expect(doc.decision.server === null ? '' : `${doc.decision.server}\n`).toBe(plain.stdout)
+      const rejected = doc.entries.find((e: any) => e.name === 'bad.test').attempts[0]
+      expect(rejected).toMatchObject({outcome: 'rejected', code: 554, line: '554 no\\x1b[31m thanks\\x07'})
+    }
+  })
+})
+
+describe('--verbose', () => {
+  it('formats events as "+  Nms what", with control characters of server text escaped', () => {
+    const lookup = {outcome: 'resolved', addresses: ['127.0.0.1', '::1'], startMs: 1, endMs: 3} as const
+    expect(formatEvent({type: 'lookup', ms: 3, host: 'mx1.example.org', lookup})).toBe('+  3ms mx1.example.org: A/AAAA 2 addresses: 127.0.0.1 ::1 after 2ms')
+    const record = {address: '127.0.0.22', port: 25, outcome: 'available', line: '220 mx\tESMTP\r\u0000', startMs: 250, endMs: 254} as const
+    expect(formatEvent({type: 'attempt', ms: 254, server: 'mx1.example.org', record})).toBe(
+      '+254ms mx1.example.org: 127.0.0.22:25 available "220 mx\\tESMTP\\r\\x00" after 4ms',
+    )
+    const event: TraceEvent = {type: 'decision', ms: 12_345, winner: undefined, exitCode: 0}
+    expect(formatEvent(event)).toBe('+12345ms no candidate is available: exit 0')
+  })
+
+  it('leaves stdout and the exit status unchanged; the trace covers lookups, attempts and the decision', async () => {
+    const {port, dns} = await world()
+    const base = ['--no-cache', '--port', String(port), '--dns-server', dns, '--attempt-delay', '100']
+    for (const words of [['10:bad.test', '20:mx.test', '30:nx.test'], ['bad.test', 'nx.test']]) {
+      const [plain, verbose] = await Promise.all([runCli([...base, ...words]), runCli([...base, '--verbose', ...words])])
+      expect([verbose.stdout, verbose.status]).toEqual([plain.stdout, plain.status])
+      expect(plain.stderr).toBe('')
+      const lines = verbose.stderr.trimEnd().split('\n')
+      for (const line of lines) expect(line).toMatch(/^\+ {0,2}\d+ms \S/)
+      expect(verbose.stderr).not.toMatch(/[\x00-\x08\x0b-\x1f\x7f]/) // nothing raw from the server
+      expect(verbose.stderr).toContain('bad.test: 127.0.0.112:' + port + ' rejected "554 no\\x1b[31m thanks\\x07"')
+      expect(verbose.stderr).toMatch(/nx\.test: lookup nxdomain/)
+      expect(lines.at(-1)).toMatch(plain.status === 1 ? /mx\.test is available: exit 1$/ : /no candidate is available: exit 0$/)
+    }
+  })
+
+  it('an empty server list: no candidate, exit 0, and --verbose says so', async () => {
+    const r = await runCli(['--no-cache', '--verbose'])
+    expect([r.stdout, r.status]).toEqual(['', 0])
+    expect(r.stderr).toMatch(/no servers given: no candidate/)
+  })
+})
