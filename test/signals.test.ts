@@ -1,0 +1,70 @@
+// SPEC §6: SIGINT or SIGTERM while probing closes every socket, prints nothing on stdout,
+// and exits promptly with status 2. (runCli gives no handle on the child, so this spawns.)
+import {spawn} from 'node:child_process'
+import {once} from 'node:events'
+import {afterEach, describe, expect, it} from 'vitest'
+
+import {startBlackhole, startSmtp, until} from '../fixtures/smtp.js'
+import {BIN} from './cli.js'
+
+const open: Array<{close: () => Promise<void>}> = []
+afterEach(async () => {
+  for (const s of open.splice(0)) await s.close()
+})
+
+/** Start the binary; `signal` it once `ready(stderr)` holds; report status, output and the delay. */
+async function interrupt(args: string[], signal: NodeJS.Signals, ready: (stderr: string) => boolean) {
+  const child = spawn(process.execPath, [BIN, '--no-cache', '--timeout', '30', ...args], {stdio: ['ignore', 'pipe', 'pipe']})
+  let stdout = ''
+  let stderr = ''
+  child.stdout.setEncoding('utf8').on('data', (d) => (stdout += d))
+  child.stderr.setEncoding('utf8').on('data', (d) => (stderr += d))
+  const exited = once(child, 'close')
+  const killer = setTimeout(() => child.kill('SIGKILL'), 20_000)
+  try {
+    await until(() => ready(stderr), 10_000)
+    // The command installs its handlers before it connects; give it a moment past that.
+    await new Promise((r) => setTimeout(r, 100))
+    const t0 = performance.now()
+    child.kill(signal)
+    const [status, killedBy] = (await exited) as [number | null, NodeJS.Signals | null]
+    return {status, killedBy, stdout, stderr, ms: performance.now() - t0}
+  } finally {
+    clearTimeout(killer)
+    child.kill('SIGKILL')
+  }
+}
+
+describe.each(['SIGINT', 'SIGTERM'] as const)('%s while probing', (signal) => {
+  it('a silent server (accepts, never greets): exit 2 within 2 s, nothing on stdout, connection closed', async () => {
+    const silent = await startSmtp({host: '127.0.0.1'})
+    open.push(silent)
+    const r = await interrupt(['--port', String(silent.port), '127.0.0.1'], signal, () => silent.connections.length > 0)
+    expect(r.killedBy).toBeNull()
+    expect(r.status).toBe(2)
+    expect(r.stdout).toBe('')
+    expect(r.ms).toBeLessThan(2000)
+    await until(() => silent.connections.every((c) => c.closed), 2000)
+    expect(silent.sent()).toEqual([''])
+  })
+
+  it('a blackholed server (SYN never answered): exit 2 within 2 s, nothing on stdout', async () => {
+    const hole = await startBlackhole('127.0.0.1')
+    open.push(hole)
+    // Nothing to observe on a blackhole: signal once the trace says the connect has begun.
+    const r = await interrupt(['--verbose', '--port', String(hole.port), '127.0.0.1'], signal, (stderr) => stderr.includes('connecting to'))
+    expect(r.killedBy).toBeNull()
+    expect(r.status).toBe(2)
+    expect(r.stdout).toBe('')
+    expect(r.ms).toBeLessThan(2000)
+  })
+
+  it('--verbose --json while probing: still nothing on stdout', async () => {
+    const silent = await startSmtp({host: '127.0.0.1'})
+    open.push(silent)
+    const r = await interrupt(['--json', '--verbose', '--port', String(silent.port), '127.0.0.1'], signal, (stderr) => stderr.includes('connecting to') && silent.connections.length > 0)
+    expect(r.status).toBe(2)
+    expect(r.stdout).toBe('')
+    await until(() => silent.connections.every((c) => c.closed), 2000)
+  })
+})
