@@ -1,7 +1,7 @@
 // --verbose and --json (SPEC §6): trace lines, the JSON document against
 // docs/report.schema.json, and stdout/exit status unchanged — in-process and through the binary.
 import {readFileSync} from 'node:fs'
-import {afterEach, describe, expect, it} from 'vitest'
+import {describe, expect, it} from 'vitest'
 
 import {attemptSmtp} from '../src/core/attempt.js'
 import {check, type TraceEvent} from '../src/core/check.js'
@@ -11,6 +11,7 @@ import {dnsServerResolver} from '../src/core/resolve.js'
 import {startDns} from '../fixtures/dns.js'
 import {closedPort, startSmtp} from '../fixtures/smtp.js'
 import {runCli} from './cli.js'
+import {closedAfterEach} from './fixtures.js'
 
 const SCHEMA = JSON.parse(readFileSync(new URL('../docs/report.schema.json', import.meta.url), 'utf8'))
 
@@ -47,16 +48,7 @@ function validate(value: unknown, schema: Record<string, any> = SCHEMA, path = '
   return errors
 }
 
-const open: Array<{close: () => Promise<void>}> = []
-afterEach(async () => {
-  for (const s of open.splice(0)) await s.close()
-})
-/** Start a fixture and close it after the test. */
-async function keep<T extends {close: () => Promise<void>}>(starting: Promise<T>): Promise<T> {
-  const fixture = await starting
-  open.push(fixture)
-  return fixture
-}
+const keep = closedAfterEach()
 
 /** Fixtures behind one port: mx.test greets (its ::1 is silent), bad.test rejects with control characters, nx.test does not exist. */
 async function world() {

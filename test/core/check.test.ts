@@ -2,7 +2,7 @@
 // attempt and lookup (§6), with real loopback sockets and a loopback DNS server.
 import {spawn} from 'node:child_process'
 import {once} from 'node:events'
-import {afterEach, describe, expect, it} from 'vitest'
+import {describe, expect, it} from 'vitest'
 
 import {attemptSmtp} from '../../src/core/attempt.js'
 import {MemoryCache} from '../../src/core/cache.js'
@@ -12,17 +12,9 @@ import {dnsServerResolver, systemResolver} from '../../src/core/resolve.js'
 import {startDns} from '../../fixtures/dns.js'
 import {closedPort, startBlackhole, startSmtp, until} from '../../fixtures/smtp.js'
 import {BIN, runCli} from '../cli.js'
+import {closedAfterEach} from '../fixtures.js'
 
-const open: Array<{close: () => Promise<void>}> = []
-afterEach(async () => {
-  for (const s of open.splice(0)) await s.close()
-})
-/** Start a fixture and close it after the test. */
-async function keep<T extends {close: () => Promise<void>}>(starting: Promise<T>): Promise<T> {
-  const fixture = await starting
-  open.push(fixture)
-  return fixture
-}
+const keep = closedAfterEach()
 
 type Run = Partial<Omit<CheckOptions, 'entries'>> & {dns?: string; cache?: MemoryCache}
 /** check() in-process with the real attempt; timeout 10 s unless given. */

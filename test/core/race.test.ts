@@ -1,20 +1,14 @@
 // Happy Eyeballs on the greeting (SPEC §4): interleaving (pure) and the race over real
 // loopback sockets (several 127.0.0.x addresses and ::1 on one port).
-import {afterEach, describe, expect, it} from 'vitest'
+import {describe, expect, it} from 'vitest'
 
 import {attemptSmtp} from '../../src/core/attempt.js'
 import {interleaveFamilies, raceAddresses, type RaceOptions} from '../../src/core/race.js'
 import {closedPort, startBlackhole, startSmtp, until} from '../../fixtures/smtp.js'
+import {closedAfterEach} from '../fixtures.js'
 
-const open: Array<{close: () => Promise<void>}> = []
-afterEach(async () => {
-  for (const s of open.splice(0)) await s.close()
-})
-async function smtp(options: Parameters<typeof startSmtp>[0]) {
-  const server = await startSmtp(options)
-  open.push(server)
-  return server
-}
+const keep = closedAfterEach()
+const smtp = (options: Parameters<typeof startSmtp>[0]) => keep(startSmtp(options))
 
 /** Run one race with the real attempt; returns the result, start times by address and the elapsed ms. */
 async function race(addresses: string[], port: number, extra: Partial<RaceOptions> = {}, budgetMs = 10_000) {
@@ -105,8 +99,7 @@ describe('raceAddresses over real sockets', () => {
   })
 
   it('an address that accepts TCP but never greets does not hold up one that greets (blackholed first too)', async () => {
-    const hole = await startBlackhole('127.0.0.50')
-    open.push(hole)
+    const hole = await keep(startBlackhole('127.0.0.50'))
     const silent = await smtp({host: '127.0.0.51', port: hole.port})
     const live = await smtp({host: '127.0.0.52', port: hole.port, greeting: '220 ok\r\n'})
     const {result, ms} = await race([hole.host, silent.host, live.host], hole.port, {attemptDelayMs: 100})
@@ -116,8 +109,7 @@ describe('raceAddresses over real sockets', () => {
   })
 
   it('when the budget runs out, pending attempts end as connect-timeout or greeting-timeout', async () => {
-    const hole = await startBlackhole('127.0.0.53')
-    open.push(hole)
+    const hole = await keep(startBlackhole('127.0.0.53'))
     const silent = await smtp({host: '127.0.0.54', port: hole.port})
     const {result, ms} = await race([hole.host, silent.host], hole.port, {attemptDelayMs: 50}, 400)
     expect(result.winner).toBeUndefined()
