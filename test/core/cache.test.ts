@@ -15,12 +15,7 @@ import type {AttemptRecord} from '../../src/core/race.js'
 const chattr = (flag: string, path: string) => promisify(execFile)('chattr', [flag, path])
 const root = mkdtempSync(join(tmpdir(), 'smtpdcheck-cache-unit-'))
 afterAll(() => rmSync(root, {recursive: true, force: true}))
-let dirs = 0
-const freshDir = () => {
-  const dir = join(root, `d${dirs++}`)
-  mkdirSync(dir)
-  return dir
-}
+const freshDir = () => mkdtempSync(join(root, 'd'))
 
 const attempt = (outcome: AttemptOutcome, took = 5, more: Partial<AttemptRecord> = {}): AttemptRecord =>
   ({address: '127.0.0.1', port: 25, outcome, startMs: 100, endMs: 100 + took, ...more})
