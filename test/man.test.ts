@@ -1,0 +1,67 @@
+// The manual page: lint-clean under mandoc, and it documents every flag the command has.
+import {execFile} from 'node:child_process'
+import {readFileSync} from 'node:fs'
+import {promisify} from 'node:util'
+import {beforeAll, describe, expect, it} from 'vitest'
+
+import Check from '../src/commands/check.js'
+
+const run = promisify(execFile)
+const PAGE = new URL('../man/smtpdcheck.1', import.meta.url).pathname
+
+/** mandoc's output; a missing mandoc fails the test with a clear message (.ci/run installs it). */
+async function mandoc(args: string[]): Promise<{stdout: string; stderr: string}> {
+  try {
+    return await run('mandoc', [...args, PAGE], {encoding: 'utf8'})
+  } catch (error) {
+    const e = error as NodeJS.ErrnoException & {stdout?: string; stderr?: string}
+    if (e.code === 'ENOENT') throw new Error('mandoc is not installed: apt-get install -y mandoc (.ci/run does this)')
+    return {stdout: e.stdout ?? '', stderr: e.stderr ?? ''}
+  }
+}
+
+describe('man/smtpdcheck.1', () => {
+  let text = ''
+  beforeAll(async () => {
+    text = (await mandoc(['-Tascii'])).stdout.replace(/.\x08/g, '')
+  })
+
+  it('mandoc -Tlint -W warning prints nothing', async () => {
+    const {stdout, stderr} = await mandoc(['-Tlint', '-W', 'warning'])
+    expect(stdout + stderr).toBe('')
+  })
+
+  it('has the sections a user looks for', () => {
+    for (const section of ['NAME', 'SYNOPSIS', 'DESCRIPTION', 'EXIT STATUS', 'ENVIRONMENT', 'FILES', 'EXAMPLES', 'COMPATIBILITY']) {
+      expect(text).toMatch(new RegExp(`^${section}$`, 'm'))
+    }
+  })
+
+  it('documents every flag of the command', () => {
+    const flags = Check.flags as Record<string, {char?: string; allowNo?: boolean}>
+    for (const [name, flag] of Object.entries(flags)) {
+      const spelled = flag.char && /^\d$/.test(flag.char) ? `-${flag.char}` : `--${name}`
+      expect(text, spelled).toContain(spelled)
+      if (flag.allowNo) expect(text).toContain(`--no-${name}`)
+    }
+    expect(text).toContain('autocomplete')
+  })
+
+  it('carries the restored examples of SPEC §8 and the Mail Avenger recipe', () => {
+    const flat = text.replace(/\\\n\s+/g, '')
+    expect(flat).toContain('smtpdcheck --stop s2.domain.com 10:s1.domain.com 10:s2.domain.com 20:s3.domain.com')
+    expect(flat).toContain('smtpdcheck --stop s2.domain.com 10:s1.domain.com 20:s2.domain.com 30:s3.domain.com')
+    expect(text).toContain('server=`smtpdcheck --stop $MYIP $RECIP_MXES`')
+    expect(text).toContain('test -n "$server" && defer "Please use server $server"')
+  })
+
+  it('names the cache location and its environment variable', () => {
+    expect(text).toContain('XDG_CACHE_HOME')
+    expect(text).toContain('smtpdcheck/cache.json')
+  })
+
+  it('is the page package.json installs', () => {
+    const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as {man: string[]}
+    expect(pkg.man).toContain('./man/smtpdcheck.1')
+  })
+})
