@@ -6,27 +6,24 @@ import {chmodSync, chownSync, existsSync, mkdtempSync, readFileSync, readdirSync
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 import {promisify} from 'node:util'
-import {afterAll, afterEach, describe, expect, it} from 'vitest'
+import {afterAll, describe, expect, it} from 'vitest'
 
 import {MAX_FILE_BYTES, parseCache} from '../src/core/cache-file.js'
 import {startBlackhole, startSmtp} from '../fixtures/smtp.js'
 import {runCli} from './cli.js'
+import {closedAfterEach} from './fixtures.js'
 
 const root = mkdtempSync(join(tmpdir(), 'smtpdcheck-cache-e2e-'))
 afterAll(() => rmSync(root, {recursive: true, force: true}))
 const freshDir = () => mkdtempSync(join(root, 'd'))
 
-const servers: Array<{close: () => Promise<void>}> = []
-afterEach(async () => {
-  for (const s of servers.splice(0)) await s.close()
-})
+const keep = closedAfterEach()
 
 /** A primary on 127.0.0.1 that answers 421 (counted) and a live secondary on 127.0.0.2, one port. */
 async function deadPrimaryLiveSecondary() {
-  const primary = await startSmtp({host: '127.0.0.1', greeting: '421 primary down\r\n'})
+  const primary = await keep(startSmtp({host: '127.0.0.1', greeting: '421 primary down\r\n'}))
   // The secondary greets a little late, so that the primary's 421 is in before the answer.
-  const secondary = await startSmtp({host: '127.0.0.2', port: primary.port, greet: (s) => void setTimeout(() => s.write('220 secondary ESMTP\r\n'), 150)})
-  servers.push(primary, secondary)
+  const secondary = await keep(startSmtp({host: '127.0.0.2', port: primary.port, greet: (s) => void setTimeout(() => s.write('220 secondary ESMTP\r\n'), 150)}))
   return {primary, secondary, port: String(primary.port)}
 }
 const MXES = ['--stop', '127.0.0.3', '10:127.0.0.1', '20:127.0.0.2', '30:127.0.0.3']
@@ -55,8 +52,8 @@ describe('a dead primary is not probed again within the negative TTL', () => {
   })
 
   it('refused primary: the second run answers from the secondary with the primary cached', async () => {
-    const secondary = await startSmtp({host: '127.0.0.2', greet: (s) => void setTimeout(() => s.write('220 secondary\r\n'), 150)})
-    servers.push(secondary) // nothing listens on 127.0.0.1 at this port: refused
+    // Nothing listens on 127.0.0.1 at the secondary's port: the primary is refused.
+    const secondary = await keep(startSmtp({host: '127.0.0.2', greet: (s) => void setTimeout(() => s.write('220 secondary\r\n'), 150)}))
     const file = join(freshDir(), 'cache.json')
     const args = ['--cache-file', file, '--port', String(secondary.port), '--json', ...MXES]
     const first = await runCli(args)
@@ -68,9 +65,8 @@ describe('a dead primary is not probed again within the negative TTL', () => {
   })
 
   it('blackholed primary with --timeout 1: the second run does not wait for it again', async () => {
-    const hole = await startBlackhole('127.0.0.1')
-    const secondary = await startSmtp({host: '127.0.0.2', port: hole.port, greeting: '220 secondary\r\n'})
-    servers.push(hole, secondary)
+    const hole = await keep(startBlackhole('127.0.0.1'))
+    await keep(startSmtp({host: '127.0.0.2', port: hole.port, greeting: '220 secondary\r\n'}))
     const port = String(hole.port)
 
     // Only the primary is a candidate: the first run waits out the budget, the second exits 0 at once.
@@ -103,8 +99,7 @@ describe('a dead primary is not probed again within the negative TTL', () => {
 
 describe('TTLs and the cache flags', () => {
   it('an entry older than --negative-ttl is probed again; a longer TTL still skips it', async () => {
-    const live = await startSmtp({host: '127.0.0.1', greeting: '220 up\r\n'})
-    servers.push(live)
+    const live = await keep(startSmtp({host: '127.0.0.1', greeting: '220 up\r\n'}))
     const file = join(freshDir(), 'cache.json')
     const planted = JSON.stringify({version: 1, entries: {[`127.0.0.1:${live.port}`]: {state: 'unavailable', seenAt: Date.now() - 61_000}}})
     const args = ['--cache-file', file, '--port', String(live.port), '127.0.0.1']
@@ -117,8 +112,7 @@ describe('TTLs and the cache flags', () => {
   })
 
   it('--positive-ttl: the second run makes no connection and still prints the server', async () => {
-    const live = await startSmtp({host: '127.0.0.1', greeting: '220 up\r\n'})
-    servers.push(live)
+    const live = await keep(startSmtp({host: '127.0.0.1', greeting: '220 up\r\n'}))
     const args = ['--cache-file', join(freshDir(), 'cache.json'), '--port', String(live.port), '127.0.0.1']
     expect(await runCli(['--positive-ttl', '60', ...args])).toMatchObject({stdout: '127.0.0.1\n', status: 1})
     expect(await runCli(['--positive-ttl', '60', ...args])).toMatchObject({stdout: '127.0.0.1\n', status: 1})
@@ -195,8 +189,7 @@ describe('a cache file that is not to be trusted, or cannot be written, never ch
     ['foreign-owned', (p, port) => { writeFileSync(p, poisoned(port), {mode: 0o600}); chownSync(p, process.getuid!() + 1, process.getgid!()) }, /owned by uid \d+, not \d+/],
   ]
   it.each(variants)('%s: the live server is still probed and printed; --verbose says why', async (_name, make, why) => {
-    const live = await startSmtp({host: '127.0.0.1', greeting: '220 up\r\n'})
-    servers.push(live)
+    const live = await keep(startSmtp({host: '127.0.0.1', greeting: '220 up\r\n'}))
     const file = join(freshDir(), 'cache.json')
     make(file, live.port)
     const quiet = await runCli(['--cache-file', file, '--port', String(live.port), '127.0.0.1'])
@@ -210,8 +203,7 @@ describe('a cache file that is not to be trusted, or cannot be written, never ch
   })
 
   it('control: the same poisoned file, ours and 0600, is believed (the tests above can fail)', async () => {
-    const live = await startSmtp({host: '127.0.0.1', greeting: '220 up\r\n'})
-    servers.push(live)
+    const live = await keep(startSmtp({host: '127.0.0.1', greeting: '220 up\r\n'}))
     const file = join(freshDir(), 'cache.json')
     writeFileSync(file, poisoned(live.port), {mode: 0o600})
     expect(await runCli(['--cache-file', file, '--port', String(live.port), '127.0.0.1'])).toMatchObject({stdout: '', status: 0})
