@@ -1,26 +1,20 @@
 // End to end through the built binary (bin/run.js): stdout, stderr and exit status for each
 // row of SPEC §6, every kind of malformed input, and the SPEC §8 examples.
-import {afterAll, afterEach, beforeAll, describe, expect, it} from 'vitest'
+import {afterAll, beforeAll, describe, expect, it} from 'vitest'
 
 import {startDns} from '../fixtures/dns.js'
 import {closedPort, startSmtp, until} from '../fixtures/smtp.js'
 import {runCli} from './cli.js'
+import {closedAfterEach} from './fixtures.js'
 
 async function run(args: string[]) {
   const {stdout, stderr, status} = await runCli(['--no-cache', ...args])
   return {stdout, stderr, status}
 }
 
-const servers: Array<{close: () => Promise<void>}> = []
-afterEach(async () => {
-  for (const s of servers.splice(0)) await s.close()
-})
+const keep = closedAfterEach()
 
-async function smtpOn(host: string, greeting = '220 primary ESMTP\r\n') {
-  const smtp = await startSmtp({host, greeting})
-  servers.push(smtp)
-  return smtp
-}
+const smtpOn = (host: string, greeting = '220 primary ESMTP\r\n') => keep(startSmtp({host, greeting}))
 
 describe('built binary, SPEC §6 rows', () => {
   it('prints the available candidate and exits 1 (issue 3 "done when")', async () => {

@@ -1,22 +1,19 @@
 // One attempt against real loopback sockets (SPEC §4): verdict, what the server received,
 // and that the connection is always torn down.
 import type net from 'node:net'
-import {afterEach, describe, expect, it} from 'vitest'
+import {describe, expect, it} from 'vitest'
 
 import {attemptSmtp, type AbortReason} from '../../src/core/attempt.js'
 import {closedPort, startBlackhole, startSmtp, until} from '../../fixtures/smtp.js'
+import {closedAfterEach} from '../fixtures.js'
 
-const servers: Array<{close: () => Promise<void>}> = []
-afterEach(async () => {
-  for (const s of servers.splice(0)) await s.close()
-})
+const keep = closedAfterEach()
 
 type Greet = {greeting?: string | Buffer; greet?: (socket: net.Socket) => void; host?: string}
 
 /** Start a fixture, attempt it (aborted with `abort` after `abortMs`), wait until the fixture sees the close. */
 async function attempt(server: Greet, options: {abortMs?: number; abort?: AbortReason} = {}) {
-  const smtp = await startSmtp(server)
-  servers.push(smtp)
+  const smtp = await keep(startSmtp(server))
   const controller = new AbortController()
   const timer = setTimeout(() => controller.abort(options.abort ?? 'timeout'), options.abortMs ?? 5000)
   const started = performance.now()
@@ -142,8 +139,7 @@ describe('attemptSmtp without a server', () => {
   })
 
   it('a blackholed address runs out the budget: connect-timeout, within a bound', async () => {
-    const hole = await startBlackhole('127.0.0.1')
-    servers.push(hole)
+    const hole = await keep(startBlackhole('127.0.0.1'))
     const started = performance.now()
     const result = await attemptSmtp(hole.host, hole.port, AbortSignal.timeout(400))
     const ms = performance.now() - started

@@ -1,6 +1,6 @@
 // Resolution (SPEC §7) against the loopback DNS fixture, directly, through check() with the
 // real attempt function, and through the built binary with --dns-server.
-import {afterEach, beforeAll, afterAll, describe, expect, it} from 'vitest'
+import {beforeAll, afterAll, describe, expect, it} from 'vitest'
 
 import {attemptSmtp} from '../../src/core/attempt.js'
 import {check} from '../../src/core/check.js'
@@ -9,6 +9,7 @@ import {dnsServerResolver, systemResolver} from '../../src/core/resolve.js'
 import {startDns} from '../../fixtures/dns.js'
 import {startSmtp, until} from '../../fixtures/smtp.js'
 import {runCli} from '../cli.js'
+import {closedAfterEach} from '../fixtures.js'
 
 const ZONE = {
   // The dead addresses come first in each family; only 127.0.0.3 listens (on the SMTP port).
@@ -32,10 +33,9 @@ afterAll(async () => {
   await dns6.close()
 })
 
-const servers: Array<{close: () => Promise<void>}> = []
-afterEach(async () => {
-  for (const s of servers.splice(0)) await s.close()
-})
+const keep = closedAfterEach()
+/** The one address of multi.test that listens. */
+const third = () => keep(startSmtp({host: '127.0.0.3', greeting: '220 third\r\n'}))
 
 const resolve = (name: string, signal = new AbortController().signal) => dnsServerResolver({address: '127.0.0.1', port: dns.port})(name, signal)
 
@@ -95,8 +95,7 @@ describe('systemResolver', () => {
 
 describe('through check() with real sockets', () => {
   it('the dead addresses are tried, then the one that answers wins', async () => {
-    const smtp = await startSmtp({host: '127.0.0.3', greeting: '220 third\r\n'})
-    servers.push(smtp)
+    const smtp = await third()
     const report = await check(
       {entries: parseServerList(['multi.test']), timeoutMs: 5000, port: smtp.port, attemptDelayMs: 250, sequential: false},
       {resolver: dnsServerResolver({address: '127.0.0.1', port: dns.port}), attempt: attemptSmtp, now: () => performance.now()},
@@ -127,8 +126,7 @@ describe('the binary with --dns-server', () => {
   const run = (args: string[]) => runCli(['--no-cache', '--dns-server', dns.address, ...args])
 
   it('a name whose first addresses are dead is available through a later one', async () => {
-    const smtp = await startSmtp({host: '127.0.0.3', greeting: '220 third\r\n'})
-    servers.push(smtp)
+    const smtp = await third()
     const r = await run(['--port', String(smtp.port), '10:multi.test'])
     expect([r.stdout, r.stderr, r.status]).toEqual(['multi.test\n', '', 1])
     await until(() => smtp.connections.length === 1 && smtp.connections[0].closed)
@@ -147,8 +145,7 @@ describe('the binary with --dns-server', () => {
   })
 
   it('the same over a DNS server on [::1]:PORT', async () => {
-    const smtp = await startSmtp({host: '127.0.0.3', greeting: '220 third\r\n'})
-    servers.push(smtp)
+    const smtp = await third()
     const r = await runCli(['--no-cache', '--dns-server', dns6.address, '--port', String(smtp.port), 'multi.test'])
     expect([r.stdout, r.stderr, r.status]).toEqual(['multi.test\n', '', 1])
   })
