@@ -1,9 +1,11 @@
 // One run: resolve, select (§3), probe the candidates (§4, §5), decide (§6).
+import {setMaxListeners} from 'node:events'
+
 import type {AttemptFn} from './attempt.js'
 import type {OutcomeCache} from './cache.js'
 import {FatalError} from './errors.js'
 import type {Entry} from './grammar.js'
-import {raceAddresses, type AttemptRecord, type RaceResult} from './race.js'
+import {familyOf, raceAddresses, type AttemptRecord, type RaceResult} from './race.js'
 import type {Lookup, Resolver} from './resolve.js'
 import {isLocalHost, selectCandidates, type Selection, type Stop} from './selection.js'
 
@@ -104,14 +106,14 @@ function lookupWithin(resolver: Resolver, name: string, signal: AbortSignal): Pr
   })
 }
 
-const familyOf = (address: string): 4 | 6 => (address.includes(':') ? 6 : 4)
-
 export async function check(options: CheckOptions, deps: CheckDeps): Promise<Report> {
   const t0 = deps.now()
   const elapsed = () => Math.round(deps.now() - t0)
   const emit = (event: TraceEvent) => deps.onEvent?.(event)
   const all = new AbortController()
   const outer = deps.signal ? AbortSignal.any([deps.signal, all.signal]) : all.signal
+  // Every server's budget listens to it: one listener per entry is expected, not a leak.
+  setMaxListeners(0, outer)
   emit({type: 'entries', ms: elapsed(), entries: options.entries})
 
   // Every name is resolved at once, while --stop is: selection needs the addresses, probing reuses them.

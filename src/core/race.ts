@@ -2,7 +2,6 @@
 // Node's autoSelectFamily races only the TCP handshake and abandons the earlier attempt
 // when it starts the next one; here an attempt ends only at a greeting or a failure, and
 // earlier attempts stay alive while later ones start (see docs/DESIGN.md).
-import {isIPv6} from 'node:net'
 import type {AbortReason, AttemptFn, AttemptOutcome, AttemptResult} from './attempt.js'
 
 /** RFC 8305 §5 recommends 250 ms between connection attempts. */
@@ -37,12 +36,15 @@ export interface RaceOptions {
   readonly onAttemptEnd?: (record: AttemptRecord) => void
 }
 
+/** The family of a normalised address literal (what resolvers and the grammar give). */
+export const familyOf = (address: string): 4 | 6 => (address.includes(':') ? 6 : 4)
+
 /** RFC 8305 §4: alternate families, starting with the family of the first address. */
 export function interleaveFamilies(addresses: readonly string[]): string[] {
   if (addresses.length === 0) return []
-  const firstIsV6 = isIPv6(addresses[0])
-  const first = addresses.filter((a) => isIPv6(a) === firstIsV6)
-  const second = addresses.filter((a) => isIPv6(a) !== firstIsV6)
+  const firstFamily = familyOf(addresses[0])
+  const first = addresses.filter((a) => familyOf(a) === firstFamily)
+  const second = addresses.filter((a) => familyOf(a) !== firstFamily)
   const out: string[] = []
   for (let i = 0; i < Math.max(first.length, second.length); i++) {
     if (i < first.length) out.push(first[i])

@@ -90,6 +90,13 @@ describe('all candidates at once (SPEC §5)', () => {
     expect(report.elapsedMs).toBeLessThan(2000)
   })
 
+  it('many candidates at once (40 refused): exit 0 at once, nothing on stderr (no listener warning)', async () => {
+    const port = await closedPort('127.0.5.1')
+    const words = Array.from({length: 40}, (_, i) => `127.0.5.${i + 1}`)
+    const r = await runCli(['--no-cache', '--port', String(port), ...words])
+    expect(r).toMatchObject({stdout: '', stderr: '', status: 0})
+  })
+
   it('leaves no timer or socket behind', async () => {
     const hole = await keep(startBlackhole('127.0.0.81'))
     const live = await keep(startSmtp({host: '127.0.0.82', port: hole.port, greeting: '220 ok\r\n'}))
