@@ -1,5 +1,5 @@
 // Build: tsc → dist/ (the oclif command and core, type-checked), then esbuild bundles the
-// ordinary command and core with src/lite/oclif.ts in place of @oclif/core into one ESM
+// ordinary command and core with src/lite/oclif.ts in place of @oclif/core into one CommonJS
 // file, dist/smtpdcheck.js, which bin/run.js loads first (see src/lite/oclif.ts).
 import {build} from 'esbuild'
 import {fileURLToPath} from 'node:url'
@@ -9,11 +9,11 @@ const root = fileURLToPath(new URL('..', import.meta.url))
 await build({
   absWorkingDir: root,
   entryPoints: ['src/lite/main.ts'],
-  outfile: 'dist/smtpdcheck.js',
+  outfile: 'dist/smtpdcheck.cjs',
   alias: {'@oclif/core': './src/lite/oclif.ts'},
   bundle: true,
   platform: 'node',
-  format: 'esm',
+  format: 'cjs',
   target: 'node20',
   minifyWhitespace: true,
   logLevel: 'warning',
