@@ -160,6 +160,7 @@ describe('TTLs and the cache flags', () => {
     expect(r).toMatchObject({stdout: '127.0.0.2\n', status: 1})
     expect(existsSync(file)).toBe(true)
     expect(readdirSync(xdg)).toEqual([])
+    expect(await runCli(['--cache-file', '', '127.0.0.1'])).toMatchObject({stdout: '', stderr: 'smtpdcheck: --cache-file must not be empty\n', status: 2})
   })
 })
 

@@ -136,10 +136,16 @@ export class FileCache extends MemoryCache {
     return {entries, text: read.text}
   }
 
+  /** Both TTLs 0: nothing can be fresh, so the file is neither read nor written (nor emptied). */
+  private get off(): boolean {
+    return !(this.ttls.negative > 0 || this.ttls.positive > 0)
+  }
+
   override lookup(address: string, port: number) {
     if (!this.loaded) {
       this.loaded = true
-      for (const [key, entry] of this.read(false).entries) this.entries.set(key, entry)
+      if (this.off) this.say(`${this.path} not used: both TTLs are 0`)
+      else for (const [key, entry] of this.read(false).entries) this.entries.set(key, entry)
     }
     return super.lookup(address, port)
   }
@@ -156,7 +162,7 @@ export class FileCache extends MemoryCache {
    * MAX_ENTRIES. Nothing is written when nothing was learned or nothing changed.
    */
   override async save(): Promise<void> {
-    if (!this.learned) return
+    if (!this.learned || this.off) return
     try {
       const now = this.now()
       const disk = this.read(true)

@@ -132,7 +132,18 @@ describe('FileCache', () => {
     await first.save()
     expect(fileCache(path, () => 10_000 + 59_999).cache.lookup('127.0.0.1', 25)).toBe('unavailable')
     expect(fileCache(path, () => 10_000 + 60_000).cache.lookup('127.0.0.1', 25)).toBeUndefined()
-    expect(fileCache(path, () => 10_000 + 1000, {negative: 0, positive: 0}).cache.lookup('127.0.0.1', 25)).toBeUndefined()
+  })
+
+  it('both TTLs 0: the file is neither read nor written, so it is not emptied either', async () => {
+    const path = join(freshDir(), 'cache.json')
+    const planted = doc({'127.0.0.1:25': {state: 'unavailable', seenAt: 900}})
+    writeFileSync(path, planted, {mode: 0o600})
+    const {cache, said} = fileCache(path, () => 1000, {negative: 0, positive: 0})
+    expect(cache.lookup('127.0.0.1', 25)).toBeUndefined()
+    cache.note(attempt('refused', 1, {address: '127.0.0.2'}))
+    await cache.save()
+    expect(readFileSync(path, 'utf8')).toBe(planted)
+    expect(said).toEqual([`${path} not used: both TTLs are 0`])
   })
 
   it('creates the directory 0700 and the file 0600, and leaves no temp file', async () => {
