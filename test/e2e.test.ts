@@ -264,6 +264,7 @@ describe('malformed input through the binary: exit 2, one line naming it, nothin
     // The valid live word comes first; the bad word, flag or value after it.
     const r = await run(['--port', String(live.port), '10:127.0.0.1', ...args])
     expectUsageError(r, named)
+    expect(live.connections).toHaveLength(0)
   })
 
   it.concurrent.each(MALFORMED_PORT)('%s', async (_, args, named) => {
