@@ -80,7 +80,8 @@ describe('dnsServerResolver', () => {
     const ms = performance.now() - started
     expect(r).toMatchObject({outcome: 'dns-error', addresses: []})
     expect(ms).toBeGreaterThanOrEqual(250)
-    expect(ms).toBeLessThan(1900)
+    // Unaborted, the resolver gives up only after about 7 s (2 tries, 2 s timeout, backoff).
+    expect(ms).toBeLessThan(3500)
   })
 })
 
@@ -97,7 +98,7 @@ describe('through check() with real sockets', () => {
   it('the dead addresses are tried, then the one that answers wins', async () => {
     const smtp = await third()
     const report = await check(
-      {entries: parseServerList(['multi.test']), timeoutMs: 5000, port: smtp.port, attemptDelayMs: 250, sequential: false},
+      {entries: parseServerList(['multi.test']), timeoutMs: 15_000, port: smtp.port, attemptDelayMs: 5000, sequential: false},
       {resolver: dnsServerResolver({address: '127.0.0.1', port: dns.port}), attempt: attemptSmtp, now: () => performance.now()},
     )
     expect(report.winner?.name).toBe('multi.test')
@@ -106,8 +107,8 @@ describe('through check() with real sockets', () => {
       ['127.0.0.2', 'refused'],
       ['127.0.0.3', 'available'],
     ])
-    // Refusals answer at once: the two 250 ms attempt delays are not waited out.
-    expect(report.elapsedMs).toBeLessThan(450)
+    // Refusals answer at once: the 5 s attempt delay is never waited out.
+    expect(report.elapsedMs).toBeLessThan(4000)
   })
 
   it('a silent name is unavailable (dns-error) when the budget runs out', async () => {
@@ -118,7 +119,7 @@ describe('through check() with real sockets', () => {
     expect(report.exitCode).toBe(0)
     expect(report.servers[0].lookup?.outcome).toBe('dns-error')
     expect(report.servers[0].attempts).toEqual([])
-    expect(report.elapsedMs).toBeLessThan(1900)
+    expect(report.elapsedMs).toBeLessThan(3500)
   })
 })
 
@@ -141,7 +142,8 @@ describe('the binary with --dns-server', () => {
   it('a silent name is unavailable once the budget runs out', async () => {
     const r = await run(['--timeout', '0.5', 'silent.test'])
     expect([r.stdout, r.stderr, r.status]).toEqual(['', '', 0])
-    expect(r.ms).toBeLessThan(5000)
+    // Without the budget the lookup alone would take about 7 s.
+    expect(r.ms).toBeLessThan(6000)
   })
 
   it('the same over a DNS server on [::1]:PORT', async () => {
