@@ -114,7 +114,8 @@ describe('one name, several addresses (--dns-server)', () => {
     const silent = await keep(startSmtp({host: '::1'}))
     const live = await keep(startSmtp({host: '127.0.0.83', port: silent.port, greeting: '220 mx ESMTP\r\n'}))
     const dns = await keep(startDns({'mx.example.test': {AAAA: ['::1'], A: ['127.0.0.83']}}))
-    const r = await runCli(['--no-cache', '--json', '--port', String(live.port), '--dns-server', dns.address, '--timeout', '10', 'mx.example.test'])
+    const args = ['--no-cache', '--json', '--port', String(live.port), '--dns-server', dns.address, '--timeout', '10', '--attempt-delay', '600']
+    const r = await runCli([...args, 'mx.example.test'])
     expect(r.status).toBe(1)
     expect(r.ms).toBeLessThan(5000) // the budget is 10 s
     const [entry] = JSON.parse(r.stdout).entries
@@ -123,6 +124,7 @@ describe('one name, several addresses (--dns-server)', () => {
       ['::1', 'cancelled'],
       ['127.0.0.83', 'available'],
     ])
+    expect(entry.attempts[1].startMs - entry.attempts[0].startMs).toBeGreaterThanOrEqual(590) // --attempt-delay 600
     await until(() => silent.connections[0]?.closed)
   })
 })
@@ -172,7 +174,7 @@ describe('every outcome class from a real fixture (SPEC §6)', () => {
     await keep(startSmtp({host: '127.0.0.96', port, greeting: `220 ${'x'.repeat(600)}\r\n`}))
     const report = await run(['127.0.0.91', '127.0.0.92', '127.0.0.93', '127.0.0.94', '127.0.0.95', '127.0.0.96', '127.0.0.97'], {
       port,
-      timeoutMs: 600,
+      timeoutMs: 1200,
     })
     expect(report.exitCode).toBe(0)
     const attempt = (name: string) => server(report, name)!.attempts[0]
@@ -227,7 +229,7 @@ describe('lookup outcomes (SPEC §6)', () => {
         'slow.test': {silent: true},
       }),
     )
-    const report = await run(['ok.test', 'nx.test', 'empty.test', 'fail.test', 'slow.test'], {port, dns: dns.address, timeoutMs: 800})
+    const report = await run(['ok.test', 'nx.test', 'empty.test', 'fail.test', 'slow.test'], {port, dns: dns.address, timeoutMs: 1200})
     const lookups = Object.fromEntries([...report.lookups].map(([entry, l]) => [entry.name, [l.outcome, l.addresses]]))
     expect(lookups).toEqual({
       'ok.test': ['resolved', ['127.0.0.100']],
