@@ -4,6 +4,7 @@ import {readFileSync} from 'node:fs'
 import {describe, expect, it} from 'vitest'
 
 import {attemptSmtp} from '../src/core/attempt.js'
+import {MemoryCache} from '../src/core/cache.js'
 import {check, type TraceEvent} from '../src/core/check.js'
 import {parseDnsServer, parseServerList} from '../src/core/grammar.js'
 import {formatEvent, toJson} from '../src/core/report.js'
@@ -100,16 +101,21 @@ describe('--json', () => {
       {words: ['10:bad.test', '20:mx.test', '30:127.0.0.111'], stop: {name: 'mx.test'}},
       {words: ['127.0.0.113', '[::1]'], stop: undefined, port: refused},
       {words: [], stop: undefined},
+      {words: ['10:bad.test', '20:mx.test', '127.0.0.113'], stop: undefined, sequential: true}, // cached now
     ]
+    const cache = new MemoryCache({negative: 60, positive: 60})
+    const outcomes = new Set<string>()
     for (const r of runs) {
       const report = await check(
-        {entries: parseServerList(r.words), stop: r.stop, timeoutMs: 2000, port: r.port ?? port, attemptDelayMs: 100, sequential: false},
-        {resolver: dnsServerResolver(parseDnsServer(dns)), attempt: attemptSmtp, now: () => performance.now()},
+        {entries: parseServerList(r.words), stop: r.stop, timeoutMs: 2000, port: r.port ?? port, attemptDelayMs: 100, sequential: r.sequential ?? false},
+        {resolver: dnsServerResolver(parseDnsServer(dns)), attempt: attemptSmtp, now: () => performance.now(), cache},
       )
       const json = toJson(report)
       expect(validate(json)).toEqual([])
       expect(json.entries.map((e) => e.name)).toEqual(report.entries.map((e) => e.name))
+      for (const e of json.entries) for (const a of e.attempts) outcomes.add(a.outcome)
     }
+    expect([...outcomes].sort()).toEqual(['available', 'cached', 'cancelled', 'refused', 'rejected'])
   })
 
   it('through the binary: valid, same exit status as without --json, escaped server text', async () => {
