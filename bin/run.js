@@ -12,21 +12,29 @@ const {join} = require('node:path')
 const root = join(__dirname, '..')
 const argv = process.argv.slice(2)
 
-async function oclif() {
-  const {Config, execute} = await import('@oclif/core')
-  if (argv[0] !== 'autocomplete') return execute({dir: root, args: argv})
-  const {normalizeArgv} = await import('@oclif/core/help')
+/** `smtpdcheck autocomplete [script|create] [SHELL] [--refresh-cache] [--help]`. */
+async function autocomplete() {
+  const [{Config, loadHelpClass}, {normalizeArgv}] = await Promise.all([import('@oclif/core'), import('@oclif/core/help')])
   const config = await Config.load(root)
+  const end = argv.includes('--') ? argv.indexOf('--') : argv.length
+  if (argv.slice(0, end).includes('--help')) {
+    const Help = await loadHelpClass(config)
+    return new Help(config).showHelp(argv)
+  }
   const [id, ...rest] = normalizeArgv(config, argv)
   return config.runCommand(id, rest)
 }
 
 async function run() {
-  if (argv[0] !== 'autocomplete' && (await require('../dist/smtpdcheck.cjs').main(argv))) return
-  await oclif()
+  if (argv[0] === 'autocomplete') return autocomplete()
+  if (await require('../dist/smtpdcheck.cjs').main(argv)) return
+  const {execute} = await import('@oclif/core')
+  await execute({dir: root, args: argv})
 }
 
 run().catch((error) => {
-  process.stderr.write(`smtpdcheck: system error: ${String(error?.message ?? error).split('\n')[0]}\n`)
+  // oclif's own errors (a bad autocomplete argument) carry `oclif.exit`: usage errors.
+  const line = String(error?.message ?? error).split('\n')[0]
+  process.stderr.write(`smtpdcheck: ${error?.oclif ? '' : 'system error: '}${line}\n`)
   process.exit(2)
 })

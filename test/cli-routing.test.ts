@@ -1,0 +1,122 @@
+// How a command line is routed (bin/run.js): a first word exactly `autocomplete` goes to
+// oclif's plugin-autocomplete, anything else is the default command; that command runs from
+// the fast bundle unless the line needs oclif itself, and both parse it alike.
+import {Parser} from '@oclif/core'
+import fc from 'fast-check'
+import {mkdtempSync, writeFileSync} from 'node:fs'
+import {createRequire} from 'node:module'
+import {tmpdir} from 'node:os'
+import {join} from 'node:path'
+import {describe, expect, it} from 'vitest'
+
+import Check from '../src/commands/check.js'
+import {runCli} from './cli.js'
+
+const bundle = createRequire(import.meta.url)('../dist/smtpdcheck.cjs') as {
+  parse: (argv: readonly string[]) => {flags: Record<string, unknown>; argv: string[]; nonExistentFlags: string[]} | undefined
+}
+
+const oclifParse = async (argv: string[]) => {
+  const {flags, argv: words, nonExistentFlags} = await Parser.parse(argv, {flags: Check.flags, args: {}, strict: false})
+  return {flags, argv: words, nonExistentFlags}
+}
+
+describe('autocomplete routing (SPEC §2)', () => {
+  it('`autocomplete bash` prints the setup instructions', async () => {
+    const r = await runCli(['autocomplete', 'bash'])
+    expect(r.status).toBe(0)
+    expect(r.stdout).toContain('Setup Instructions for SMTPDCHECK CLI Autocomplete')
+    expect(r.stdout).toContain('smtpdcheck autocomplete script bash')
+  })
+
+  it('`autocomplete script bash` prints the line for ~/.bashrc', async () => {
+    const r = await runCli(['autocomplete', 'script', 'bash'])
+    expect(r.status).toBe(0)
+    expect(r.stdout).toMatch(/SMTPDCHECK_AC_BASH_SETUP_PATH=\S+bash_setup/)
+  })
+
+  it('`autocomplete --help` is its help on stdout, exit 0', async () => {
+    const r = await runCli(['autocomplete', '--help'])
+    expect(r).toMatchObject({status: 0, stderr: ''})
+    expect(r.stdout).toContain('$ smtpdcheck autocomplete [SHELL]')
+  })
+
+  it('a bad shell is one line `smtpdcheck: …`, exit 2', async () => {
+    const r = await runCli(['autocomplete', 'fish'])
+    expect(r).toEqual(expect.objectContaining({stdout: '', status: 2}))
+    expect(r.stderr).toMatch(/^smtpdcheck: [^\n]*fish[^\n]*\n$/)
+  })
+
+  // The default command answers: a bad word after it is its own usage error. (A live probe of
+  // such names is in e2e.test.ts.)
+  it.each([[['autocomplete.']], [['--', 'autocomplete']], [['-v', 'autocomplete']], [['10:autocomplete']]])(
+    '%j is a server word, not the subcommand',
+    async (words) => {
+      const r = await runCli([...words, '10:127.1'])
+      expect(r).toEqual({stdout: '', stderr: expect.stringMatching(/^smtpdcheck: bad server "10:127\.1"/), status: 2, ms: expect.any(Number)})
+    },
+  )
+})
+
+describe('fast path (src/lite/oclif.ts) and oclif parse alike', () => {
+  const ORDINARY = [
+    ['--stop', '127.0.0.1', '10:127.0.0.1'],
+    ['--stop=192.0.2.1', '--timeout', '5', '10:a.example', '20:b.example'],
+    ['-4', '-v', '--no-cache', '--port', '2525', 'mx.example.'],
+    ['--json', '--sequential', '--attempt-delay', '100', '--cache-file', '/tmp/c', 'a', '--', '-b'],
+    ['--dns-server', '127.0.0.1:53', '--negative-ttl', '30', '--positive-ttl=10', '--cache', '[::1]', '::1'],
+  ]
+
+  it.each(ORDINARY)('takes the ordinary command line %j as oclif does', async (...argv) => {
+    const fast = bundle.parse(argv)
+    expect(fast).toBeDefined()
+    expect(fast).toEqual(await oclifParse(argv))
+  })
+
+  it.each([['--help'], ['-h'], ['--version'], ['--bogus'], ['-4', '-6'], ['-4v'], ['--timeout'], ['--stop', '--json'], ['--port', '1', '--port', '2'], ['--json=1'], ['-1']])(
+    'leaves %j to oclif',
+    (...argv) => {
+      expect(bundle.parse(argv)).toBeUndefined()
+    },
+  )
+
+  it('whatever it takes, oclif parses to the same flags and words', async () => {
+    const words = ['--stop', '--timeout', '--port', '--cache-file', '--dns-server', '-4', '-6', '--ipv4', '--ipv6', '-v', '--verbose', '--no-verbose', '--sequential', '--cache', '--no-cache', '--json', '--', '-', '-x', '-1', '--bogus', '--stop=a', '--stop=', '--port=-1', '-4v', '--help', '-h', '--version', '', 'a', 'b', '10:a', '1']
+    let taken = 0
+    await fc.assert(
+      fc.asyncProperty(fc.array(fc.constantFrom(...words), {maxLength: 8}), async (argv) => {
+        const fast = bundle.parse(argv)
+        if (fast === undefined) return
+        taken++
+        expect(fast).toEqual(await oclifParse(argv))
+      }),
+      {numRuns: 1000},
+    )
+    expect(taken).toBeGreaterThan(100)
+  })
+})
+
+describe('what a run loads', () => {
+  // A preload that reports, at exit, whether any @oclif module was loaded.
+  const preload = join(mkdtempSync(join(tmpdir(), 'smtpdcheck-routing-')), 'report-oclif.cjs')
+  writeFileSync(preload, `process.on('exit', () => process.stderr.write('oclif loaded: ' + Object.keys(require.cache).some((f) => f.includes('@oclif')) + '\\n'))\n`)
+  const env = {...process.env, NODE_OPTIONS: `--require ${preload}`}
+
+  it('the ordinary command does not load oclif', async () => {
+    const r = await runCli(['--stop', '127.0.0.1', '10:127.0.0.1'], {env})
+    expect(r).toMatchObject({status: 0, stdout: '', stderr: 'oclif loaded: false\n'})
+  })
+
+  it('--help does, and prints the examples of SPEC §8 and the Mail Avenger recipe', async () => {
+    const r = await runCli(['--help'], {env})
+    expect(r).toMatchObject({status: 0, stderr: 'oclif loaded: true\n'})
+    expect(r.stdout).toContain('$ smtpdcheck --stop s2.domain.com 10:s1.domain.com 10:s2.domain.com')
+    expect(r.stdout).toContain('$ smtpdcheck --stop s2.domain.com 10:s1.domain.com 20:s2.domain.com')
+    expect(r.stdout).toContain('server=`smtpdcheck --stop $MYIP $RECIP_MXES`')
+  })
+
+  it('an unknown flag goes through oclif to the same one-line message', async () => {
+    const r = await runCli(['--bogus', '10:a'], {env})
+    expect(r).toEqual({stdout: '', stderr: 'smtpdcheck: unknown option "--bogus" (see smtpdcheck --help)\noclif loaded: true\n', status: 2, ms: expect.any(Number)})
+  })
+})
