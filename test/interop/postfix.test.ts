@@ -69,4 +69,14 @@ describe.skipIf(skip !== undefined)(`Postfix + postscreen${skip ? ` (skipped: ${
     socket.destroy()
     expect(linesSince(mark).some((l) => OFFENCES.test(l))).toBe(true)
   })
+
+  it('control: on the deep-test port, two commands in one segment are logged COMMAND PIPELINING', async () => {
+    const mark = postfix.log().length
+    const socket = net.connect({host: postfix.host, port: postfix.plainPort})
+    socket.on('error', () => {})
+    socket.once('data', () => socket.write('HELO impatient.test\r\nQUIT\r\n'))
+    socket.resume()
+    await until(() => /COMMAND PIPELINING/.test(postfix.log().slice(mark)), 5000)
+    socket.destroy()
+  })
 })
