@@ -1,0 +1,86 @@
+// Installed like a real CLI: `npm pack`, then `npm install -g` of that tarball into a
+// temporary prefix gives `smtpdcheck` on PATH (fast path, oclif path, autocomplete) and its
+// manual page under share/man. Dependencies come from the npm cache or registry.
+import {execFile} from 'node:child_process'
+import {existsSync, mkdtempSync, readFileSync, readdirSync, rmSync} from 'node:fs'
+import {tmpdir} from 'node:os'
+import {delimiter, dirname, join} from 'node:path'
+import {promisify} from 'node:util'
+import {afterAll, beforeAll, describe, expect, it} from 'vitest'
+
+import {startSmtp} from '../fixtures/smtp.js'
+
+const ROOT = new URL('..', import.meta.url).pathname
+const exec = promisify(execFile)
+const dir = mkdtempSync(join(tmpdir(), 'smtpdcheck-pack-'))
+const prefix = join(dir, 'prefix')
+// The installed command finds `node` on PATH (its #! line); its cache stays in the temp dir;
+// no NODE_ENV=test (vitest's), under which oclif looks for TypeScript sources.
+const env: NodeJS.ProcessEnv = {
+  ...process.env,
+  NODE_ENV: undefined,
+  PATH: [join(prefix, 'bin'), dirname(process.execPath), process.env.PATH].join(delimiter),
+  XDG_CACHE_HOME: join(dir, 'cache'),
+  npm_config_prefix: undefined,
+  npm_config_global: undefined,
+}
+
+/** Run the installed `smtpdcheck` (found on PATH) asynchronously; bounded. */
+async function smtpdcheck(args: string[]): Promise<{stdout: string; stderr: string; status: number}> {
+  try {
+    const {stdout, stderr} = await exec('smtpdcheck', args, {env, timeout: 15_000, encoding: 'utf8'})
+    return {stdout, stderr, status: 0}
+  } catch (error) {
+    const e = error as {stdout?: string; stderr?: string; code?: number | string}
+    if (typeof e.code !== 'number') throw error
+    return {stdout: e.stdout ?? '', stderr: e.stderr ?? '', status: e.code}
+  }
+}
+
+beforeAll(async () => {
+  // dist/ is built by `npm test`'s pretest; --ignore-scripts keeps pack from rebuilding it
+  // under the other test files' feet.
+  await exec('npm', ['pack', '--ignore-scripts', '--pack-destination', dir], {cwd: ROOT, env, timeout: 60_000})
+  const tarball = readdirSync(dir).find((name) => /^smtpdcheck-.*\.tgz$/.test(name))
+  if (!tarball) throw new Error(`npm pack made no tarball in ${dir}`)
+  await exec('npm', ['install', '-g', '--prefix', prefix, '--prefer-offline', '--no-audit', '--no-fund', join(dir, tarball)], {cwd: dir, env, timeout: 120_000})
+}, 180_000)
+
+afterAll(() => rmSync(dir, {recursive: true, force: true}))
+
+describe('npm pack → npm install -g --prefix TMP', () => {
+  it('puts smtpdcheck on PATH: --version', async () => {
+    const r = await smtpdcheck(['--version'])
+    const {version} = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as {version: string}
+    expect(r).toMatchObject({status: 0, stderr: ''})
+    expect(r.stdout).toMatch(new RegExp(`^smtpdcheck/${version.replaceAll('.', '\\.')} `))
+  })
+
+  it('probes a live loopback server', async () => {
+    const smtp = await startSmtp({greeting: '220 installed ESMTP\r\n'})
+    try {
+      const r = await smtpdcheck(['--port', String(smtp.port), '--stop', '127.0.0.2', '10:127.0.0.1', '20:127.0.0.2'])
+      expect(r).toEqual({stdout: '127.0.0.1\n', stderr: '', status: 1})
+      expect(smtp.connections).toHaveLength(1)
+    } finally {
+      await smtp.close()
+    }
+  })
+
+  it('runs oclif from the installed tree: --help, a bad flag, autocomplete', async () => {
+    expect(await smtpdcheck(['--help'])).toMatchObject({status: 0, stdout: expect.stringContaining('$ smtpdcheck --stop s2.domain.com')})
+    expect(await smtpdcheck(['--bogus', 'a'])).toEqual({stdout: '', stderr: 'smtpdcheck: unknown option "--bogus" (see smtpdcheck --help)\n', status: 2})
+    expect(await smtpdcheck(['autocomplete', 'bash'])).toMatchObject({status: 0, stdout: expect.stringContaining('smtpdcheck autocomplete script bash')})
+  })
+
+  it('installs the manual page where man finds it (share/man/man1)', async () => {
+    const page = join(prefix, 'share', 'man', 'man1', 'smtpdcheck.1')
+    expect(existsSync(page)).toBe(true)
+    expect(readFileSync(page, 'utf8')).toBe(readFileSync(join(ROOT, 'man', 'smtpdcheck.1'), 'utf8'))
+    const man = await exec('man', ['-w', 'smtpdcheck'], {env: {...env, MANPATH: join(prefix, 'share', 'man')}}).catch((error: NodeJS.ErrnoException) => {
+      if (error.code === 'ENOENT') return undefined // no man(1) on this machine: the file check above stands
+      throw error
+    })
+    if (man) expect(man.stdout.trim()).toMatch(/smtpdcheck\.1(\.gz)?$/)
+  })
+})
