@@ -7,6 +7,7 @@
 // This file and the bundle are CommonJS (bin/package.json) so that a run does not pay for
 // node's ES module loader.
 'use strict'
+const {existsSync, readFileSync, writeFileSync} = require('node:fs')
 const {join} = require('node:path')
 
 const root = join(__dirname, '..')
@@ -22,7 +23,14 @@ async function autocomplete() {
     return new Help(config).showHelp(argv)
   }
   const [id, ...rest] = normalizeArgv(config, argv)
-  return config.runCommand(id, rest)
+  await config.runCommand(id, rest)
+  // The bash script lists the default command under oclif's internal id for it; make that
+  // the empty word, so that `smtpdcheck --<TAB>` offers its flags and `smtpdcheck <TAB>`
+  // only `autocomplete`. (zsh cannot take an empty word there: its script stays as made.)
+  const script = join(config.cacheDir, 'autocomplete', 'functions', 'bash', `${config.bin}.bash`)
+  const [command] = config.plugins.get(config.pjson.name).commands
+  const text = existsSync(script) ? readFileSync(script, 'utf8') : ''
+  if (text.includes(`\n${command.id} `)) writeFileSync(script, text.replace(`\n${command.id} `, '\n '))
 }
 
 async function run() {

@@ -3,10 +3,12 @@
 // the fast bundle unless the line needs oclif itself, and both parse it alike.
 import {Parser} from '@oclif/core'
 import fc from 'fast-check'
+import {execFile} from 'node:child_process'
 import {mkdtempSync, writeFileSync} from 'node:fs'
 import {createRequire} from 'node:module'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
+import {promisify} from 'node:util'
 import {describe, expect, it} from 'vitest'
 
 import Check from '../src/commands/check.js'
@@ -15,6 +17,8 @@ import {runCli} from './cli.js'
 const bundle = createRequire(import.meta.url)('../dist/smtpdcheck.cjs') as {
   parse: (argv: readonly string[]) => {flags: Record<string, unknown>; argv: string[]; nonExistentFlags: string[]} | undefined
 }
+
+const exec = promisify(execFile)
 
 const oclifParse = async (argv: string[]) => {
   const {flags, argv: words, nonExistentFlags} = await Parser.parse(argv, {flags: Check.flags, args: {}, strict: false})
@@ -33,6 +37,17 @@ describe('autocomplete routing (SPEC §2)', () => {
     const r = await runCli(['autocomplete', 'script', 'bash'])
     expect(r.status).toBe(0)
     expect(r.stdout).toMatch(/SMTPDCHECK_AC_BASH_SETUP_PATH=\S+bash_setup/)
+  })
+
+  it('the bash completion offers `autocomplete` for the first word and the flags after `--`', async () => {
+    const cache = mkdtempSync(join(tmpdir(), 'smtpdcheck-completion-'))
+    expect((await runCli(['autocomplete', 'bash'], {env: {...process.env, XDG_CACHE_HOME: cache}})).status).toBe(0)
+    const complete = (words: string) =>
+      exec('bash', ['-c', `source "$1"; COMP_WORDS=(${words}); COMP_CWORD=$((\${#COMP_WORDS[@]} - 1)); _smtpdcheck_autocomplete; echo "\${COMPREPLY[*]}"`, 'bash', join(cache, 'smtpdcheck', 'autocomplete', 'functions', 'bash', 'smtpdcheck.bash')], {encoding: 'utf8'})
+    expect((await complete("smtpdcheck ''")).stdout).toBe('autocomplete\n')
+    expect((await complete('smtpdcheck --st')).stdout).toBe('--stop\n')
+    expect((await complete('smtpdcheck --ne')).stdout).toBe('--negative-ttl\n')
+    expect((await complete('smtpdcheck autocomplete --')).stdout).toBe('--refresh-cache\n')
   })
 
   it('`autocomplete --help` is its help on stdout, exit 0', async () => {
