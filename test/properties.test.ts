@@ -27,9 +27,8 @@ const hostname = fc
   .tuple(fc.array(label, {minLength: 1, maxLength: 4}), fc.boolean())
   .map(([labels, dot]) => labels.join('.') + (dot ? '.' : ''))
   .filter((name) => !/^\d+$/.test(name.replace(/\.$/, '').split('.').at(-1)!))
-  // grammar.ts refuses every word starting with 0x (inet_aton's hex form, SPEC §2's
-  // `0x7f.0.0.1`), even a plain name such as 0xa.example: left out here, reported.
-  .filter((name) => !/^0x/i.test(name))
+  // Words inet_aton(3) reads as an address (`0x7f000001`, `0x7f.1`) are refused as names.
+  .filter((name) => !name.replace(/\.$/, '').split('.').every((l) => /^(?:0x[0-9a-f]*|\d+)$/i.test(l)))
 const prio = fc.option(fc.integer({min: 0, max: 65_535}), {nil: undefined})
 /** A valid server word and the priority it carries. */
 const validWord = fc.oneof(

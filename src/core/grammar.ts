@@ -66,9 +66,15 @@ function literalHost(text: string): {host: string; kind: HostKind} {
   return {host, kind: host.includes(':') ? 'ipv6' : 'ipv4'}
 }
 
+/** inet_aton(3) would read it as an IPv4 address (`127.1`, `0x7f000001`, `010.0.0.1`): not a name. */
+function inetAtonForm(text: string): boolean {
+  const labels = text.replace(/\.$/, '').split('.')
+  return labels.length <= 4 && labels.every((label) => /^(?:0x[0-9a-f]*|\d+)$/i.test(label))
+}
+
 function parseHost(text: string, word: string): {host: string; kind: HostKind} {
   if (literalFamily(text) !== 0) return literalHost(text)
-  if (DOTTED.test(text) || /^0x/i.test(text)) {
+  if (DOTTED.test(text) || inetAtonForm(text)) {
     throw new UsageError(`bad server "${word}": not a dotted-quad IPv4 address (four decimal parts 0-255)`)
   }
   const problem = hostnameProblem(text)

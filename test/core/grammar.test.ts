@@ -20,6 +20,8 @@ describe('parseServerWord: valid forms', () => {
   it.each([
     ['mx.example.org', {name: 'mx.example.org', host: 'mx.example.org', kind: 'name', prio: undefined}],
     ['10:mx.example.org', {name: 'mx.example.org', host: 'mx.example.org', kind: 'name', prio: 10}],
+    ['0xdeadbeef.example.com', {name: '0xdeadbeef.example.com', host: '0xdeadbeef.example.com', kind: 'name', prio: undefined}],
+    ['0xa.a', {name: '0xa.a', host: '0xa.a', kind: 'name', prio: undefined}],
     ['0:mx', {name: 'mx', host: 'mx', kind: 'name', prio: 0}],
     ['65535:mx', {name: 'mx', host: 'mx', kind: 'name', prio: 65_535}],
     ['MX.Example.ORG.', {name: 'MX.Example.ORG.', host: 'mx.example.org', kind: 'name', prio: undefined}],
@@ -50,6 +52,8 @@ describe('parseServerWord: malformed words', () => {
     ['', /empty word/],
     ['127.1', /dotted-quad/],
     ['0x7f.0.0.1', /dotted-quad/],
+    ['0x7f000001', /dotted-quad/],
+    ['0x7f.1', /dotted-quad/],
     ['010.0.0.1', /dotted-quad/],
     ['256.0.0.1', /dotted-quad/],
     ['1.2.3', /dotted-quad/],
