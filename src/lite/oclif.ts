@@ -1,5 +1,5 @@
 // A stand-in for @oclif/core inside the fast bundle (scripts/build.js aliases '@oclif/core'
-// to this file for dist/smtpdcheck.js only): just enough Command, Flags and Errors to run the
+// to this file for dist/smtpdcheck.cjs only): just enough Command, Flags and Errors to run the
 // ordinary command without loading oclif (its Config.load and parser cost ~3× a bare node
 // start). The flag definitions are the command's own `static flags`, built by the Flags below.
 // parse() takes only plain words and exact, single, known flags; everything else (--help,
