@@ -1,5 +1,5 @@
 // Server-word grammar and option values (SPEC §2). Pure: no socket, no DNS, no clock.
-import {isIP} from 'node:net'
+import {isIP, isIPv4} from 'node:net'
 import ipaddr from 'ipaddr.js'
 
 import {UsageError} from './errors.js'
@@ -54,7 +54,9 @@ export function normalizeAddress(address: string): string {
 
 /** The family of a strict IP literal (four decimal parts for IPv4), or 0. */
 export function literalFamily(text: string): 0 | 4 | 6 {
-  const family = isIP(text)
+  // An IPv6 address has at least two colons; skipping isIP for `prio:host` words saves
+  // compiling Node's IPv6 pattern (~6 ms) on most runs.
+  const family = text.indexOf(':') === text.lastIndexOf(':') ? (isIPv4(text) ? 4 : 0) : isIP(text)
   if (family === 4 && !ipaddr.IPv4.isValidFourPartDecimal(text)) return 0
   if (family === 6 && text.includes('%')) return 0
   return family as 0 | 4 | 6
