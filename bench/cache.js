@@ -3,36 +3,22 @@
 // side and interleaved so that machine noise hits both alike. The first run waits out its
 // budget and writes the cache; every later run reads it, skips the address and exits 0.
 // `node bench/cache.js [runs]` prints the rows; bench/run.js imports run(). dist/ must be built.
-import {spawn} from 'node:child_process'
-import {once} from 'node:events'
 import {mkdtempSync, rmSync} from 'node:fs'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 import {fileURLToPath} from 'node:url'
 
 import {startBlackhole} from '../fixtures/smtp.js'
+import {median, runTimed} from '../fixtures/spawn.js'
 
 const BIN = fileURLToPath(new URL('../bin/run.js', import.meta.url))
 const TARGET = 1.4
 
-/** Runs `node args`: wall ms and stdout; rejects unless it exits with `status`. */
+/** Runs `node args`: wall ms and output; rejects unless it exits with `status`. */
 async function timed(args, status) {
-  const started = performance.now()
-  const child = spawn(process.execPath, args, {stdio: ['ignore', 'pipe', 'pipe']})
-  let out = ''
-  child.stdout.setEncoding('utf8').on('data', (d) => (out += d))
-  child.stderr.setEncoding('utf8').on('data', (d) => (out += d))
-  const killer = setTimeout(() => child.kill('SIGKILL'), 20_000)
-  const [code] = await once(child, 'close')
-  clearTimeout(killer)
-  if (code !== status) throw new Error(`node ${args.join(' ')}: exit ${code}, expected ${status}: ${out}`)
-  return {ms: performance.now() - started, out}
-}
-
-const median = (values) => {
-  const sorted = [...values].sort((a, b) => a - b)
-  const mid = sorted.length >> 1
-  return sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2
+  const r = await runTimed(args, {limitMs: 20_000})
+  if (r.status !== status) throw new Error(`node ${args.join(' ')}: exit ${r.status}, expected ${status}: ${r.stdout}${r.stderr}`)
+  return r
 }
 
 /** Rows {name, value, target, ratio, pass}. */
@@ -43,7 +29,7 @@ export async function run({runs = 21} = {}) {
     // A long negative TTL so that a slow machine cannot let the entry expire mid-bench.
     const check = [BIN, '--cache-file', join(dir, 'cache.json'), '--negative-ttl', '3600', '--timeout', '1', '--port', String(hole.port), '127.0.0.1']
     const first = await timed(check, 0)
-    const proof = JSON.parse((await timed([...check, '--json'], 0)).out)
+    const proof = JSON.parse((await timed([...check, '--json'], 0)).stdout)
     const outcome = proof.entries[0].attempts.map((a) => `${a.outcome} ${a.cachedAs ?? ''}`.trim()).join(', ')
     if (outcome !== 'cached unavailable') throw new Error(`the second run was not answered from the cache: ${outcome}`)
     const node = ['-e', '']

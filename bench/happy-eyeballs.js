@@ -7,28 +7,19 @@
 // the time the run itself reported (--json decision.elapsedMs). Also printed when run
 // directly: what Node's own autoSelectFamily does with the case of (b) (docs/DESIGN.md).
 // `node bench/happy-eyeballs.js [runs]` prints the table; bench/run.js imports run().
-import {spawn} from 'node:child_process'
 import {once} from 'node:events'
 import net from 'node:net'
 import {fileURLToPath} from 'node:url'
 
 import {startDns} from '../fixtures/dns.js'
 import {startBlackhole, startSmtp} from '../fixtures/smtp.js'
+import {median, runTimed} from '../fixtures/spawn.js'
 
 const BIN = fileURLToPath(new URL('../bin/run.js', import.meta.url))
 
 /** One run of the CLI with --json: wall ms, in-run ms, exit status, stdout document, stderr. */
 async function timeRun(args) {
-  const started = performance.now()
-  const child = spawn(process.execPath, [BIN, '--no-cache', '--json', ...args], {stdio: ['ignore', 'pipe', 'pipe']})
-  let stdout = ''
-  let stderr = ''
-  child.stdout.setEncoding('utf8').on('data', (d) => (stdout += d))
-  child.stderr.setEncoding('utf8').on('data', (d) => (stderr += d))
-  const killer = setTimeout(() => child.kill('SIGKILL'), 30_000)
-  const [status] = await once(child, 'close')
-  clearTimeout(killer)
-  const wall = performance.now() - started
+  const {ms: wall, status, stdout, stderr} = await runTimed([BIN, '--no-cache', '--json', ...args], {limitMs: 30_000})
   let doc
   try {
     doc = JSON.parse(stdout)
@@ -38,13 +29,10 @@ async function timeRun(args) {
   return {wall, inRun: doc.decision.elapsedMs, status, doc, stderr}
 }
 
-const median = (runs, key) => {
-  const sorted = runs.map((r) => r[key]).sort((a, b) => a - b)
-  const mid = sorted.length >> 1
-  return sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2
-}
+/** The median of `key` over `runs`. */
+const medianOf = (runs, key) => median(runs.map((r) => r[key]))
 const seconds = (ms) => `${(ms / 1000).toFixed(3)} s`
-const both = (runs) => `${seconds(median(runs, 'wall'))} (run ${seconds(median(runs, 'inRun'))})`
+const both = (runs) => `${seconds(medianOf(runs, 'wall'))} (run ${seconds(medianOf(runs, 'inRun'))})`
 
 /** Runs `args` `count` times in a row; every run must end with `status` and print `server`. */
 async function repeat(count, args, status, server) {
@@ -67,9 +55,9 @@ async function deadPrimary(count) {
     const words = ['--port', String(dead.port), '10:127.0.1.1', '20:127.0.1.2']
     const fast = await repeat(count, words, 1, '127.0.1.2')
     const [slow] = await repeat(1, ['--sequential', '--timeout', '10', ...words], 1, '127.0.1.2')
-    const ratio = slow.wall / median(fast, 'wall')
+    const ratio = slow.wall / medianOf(fast, 'wall')
     return [
-      {name: `(a) dead primary + live secondary, default (median of ${count})`, value: both(fast), target: '≤ 0.3 s', pass: median(fast, 'wall') <= 300},
+      {name: `(a) dead primary + live secondary, default (median of ${count})`, value: both(fast), target: '≤ 0.3 s', pass: medianOf(fast, 'wall') <= 300},
       {name: '(a) the same, --sequential --timeout 10', value: both([slow]), target: '(the original)', pass: slow.inRun >= 10_000},
       {name: '(a) default vs --sequential, wall time', value: `${ratio.toFixed(1)}× faster`, target: '≥ 30×', pass: ratio >= 30},
     ]
@@ -102,7 +90,7 @@ async function silentSibling(count) {
     const runs = await repeat(count, ['--port', String(f.port), '--dns-server', f.dns.address, '--timeout', '10', 'mx.bench.test'], 1, 'mx.bench.test')
     const order = runs[0].doc.entries[0].attempts.map((a) => `${a.address} ${a.outcome}`).join(', ')
     return [
-      {name: `(b) one name, 1st address silent, 2nd greets, --timeout 10 (median of ${count}; ${order})`, value: both(runs), target: '≤ 0.5 s', pass: median(runs, 'wall') <= 500},
+      {name: `(b) one name, 1st address silent, 2nd greets, --timeout 10 (median of ${count}; ${order})`, value: both(runs), target: '≤ 0.5 s', pass: medianOf(runs, 'wall') <= 500},
     ]
   } finally {
     await f.close()
@@ -146,11 +134,8 @@ const firstLine = (socket, waitMs) =>
 
 /** Connection attempts from this machine still waiting for a SYN-ACK from [::1]:port (ss). */
 async function synSentTo(port) {
-  const child = spawn('ss', ['-Htn', 'state', 'syn-sent', 'dst', `[::1]:${port}`], {stdio: ['ignore', 'pipe', 'ignore']})
-  let out = ''
-  child.stdout.setEncoding('utf8').on('data', (d) => (out += d))
-  await once(child, 'close')
-  return out.split('\n').filter((line) => line.trim()).length
+  const {stdout} = await runTimed(['-Htn', 'state', 'syn-sent', 'dst', `[::1]:${port}`], {command: 'ss', stdio: ['ignore', 'pipe', 'ignore']})
+  return stdout.split('\n').filter((line) => line.trim()).length
 }
 
 /**

@@ -2,48 +2,29 @@
 // that probes nothing, of a run that probes one live loopback server, and peak RSS.
 // Runs are interleaved so that machine noise hits every command alike.
 // `node bench/startup.js [runs]` prints the rows; bench/run.js imports run().
-import {spawn} from 'node:child_process'
 import {mkdtempSync, rmSync} from 'node:fs'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 import {fileURLToPath} from 'node:url'
 
 import {startSmtp} from '../fixtures/smtp.js'
+import {median, runTimed} from '../fixtures/spawn.js'
 
 const BIN = fileURLToPath(new URL('../bin/run.js', import.meta.url))
 
 /** Wall time of one run in ms; rejects when the exit status is not the expected one. */
-function timeRun(args, expectStatus) {
-  const started = performance.now()
-  const child = spawn(process.execPath, args, {stdio: ['ignore', 'ignore', 'pipe']})
-  let stderr = ''
-  child.stderr.setEncoding('utf8').on('data', (d) => (stderr += d))
-  const killer = setTimeout(() => child.kill('SIGKILL'), 10_000)
-  return new Promise((resolve, reject) => {
-    child.on('close', (status) => {
-      clearTimeout(killer)
-      const ms = performance.now() - started
-      if (status === expectStatus) resolve(ms)
-      else reject(new Error(`${args.join(' ')}: exit ${status}, expected ${expectStatus} ${stderr}`))
-    })
-  })
+async function timeRun(args, expectStatus) {
+  const r = await runTimed(args, {limitMs: 10_000, stdio: ['ignore', 'ignore', 'pipe']})
+  if (r.status !== expectStatus) throw new Error(`${args.join(' ')}: exit ${r.status}, expected ${expectStatus} ${r.stderr}`)
+  return r.ms
 }
 
 /** Peak RSS in KiB of one run: python3 reports the max RSS of its only child. */
-function peakRss(args) {
+async function peakRss(args) {
   const script = 'import resource,subprocess,sys; subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL); print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)'
-  const child = spawn('python3', ['-c', script, process.execPath, ...args], {stdio: ['ignore', 'pipe', 'inherit']})
-  let out = ''
-  child.stdout.setEncoding('utf8').on('data', (d) => (out += d))
-  return new Promise((resolve, reject) => {
-    child.on('close', (status) => (status === 0 ? resolve(Number(out.trim())) : reject(new Error('python3 rusage failed'))))
-  })
-}
-
-const median = (values) => {
-  const sorted = [...values].sort((a, b) => a - b)
-  const mid = sorted.length >> 1
-  return sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2
+  const r = await runTimed(['-c', script, process.execPath, ...args], {command: 'python3', stdio: ['ignore', 'pipe', 'inherit']})
+  if (r.status !== 0) throw new Error('python3 rusage failed')
+  return Number(r.stdout.trim())
 }
 
 /** Rows {name, value, target, ratio, pass} of the start-up figures. */

@@ -1,17 +1,14 @@
 // Run the built binary asynchronously (fixtures live in this process: never spawnSync).
-import {spawn} from 'node:child_process'
 import {mkdtempSync} from 'node:fs'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 
+import {runTimed, type Run} from '../fixtures/spawn.js'
+
 export const BIN = new URL('../bin/run.js', import.meta.url).pathname
 
-export interface CliResult {
-  stdout: string
-  stderr: string
-  status: number | null
-  ms: number
-}
+/** What runCli gives: a Run without `signal` (a run killed at the limit shows status null). */
+export type CliResult = Omit<Run, 'signal'>
 
 /**
  * A cache directory of the test run's own: a run that forgets --no-cache never reads or
@@ -20,18 +17,7 @@ export interface CliResult {
 const ISOLATED_ENV: NodeJS.ProcessEnv = {...process.env, XDG_CACHE_HOME: mkdtempSync(join(tmpdir(), 'smtpdcheck-test-cache-'))}
 
 /** Run `bin/run.js args`; killed after `limitMs` so a hang fails the test instead of stalling it. */
-export function runCli(args: readonly string[], options: {limitMs?: number; env?: NodeJS.ProcessEnv} = {}): Promise<CliResult> {
-  const started = performance.now()
-  const child = spawn(process.execPath, [BIN, ...args], {env: options.env ?? ISOLATED_ENV, stdio: ['ignore', 'pipe', 'pipe']})
-  let stdout = ''
-  let stderr = ''
-  child.stdout.setEncoding('utf8').on('data', (d) => (stdout += d))
-  child.stderr.setEncoding('utf8').on('data', (d) => (stderr += d))
-  const killer = setTimeout(() => child.kill('SIGKILL'), options.limitMs ?? 15_000)
-  return new Promise((resolve) => {
-    child.on('close', (status) => {
-      clearTimeout(killer)
-      resolve({stdout, stderr, status, ms: performance.now() - started})
-    })
-  })
+export async function runCli(args: readonly string[], options: {limitMs?: number; env?: NodeJS.ProcessEnv} = {}): Promise<CliResult> {
+  const {stdout, stderr, status, ms} = await runTimed([BIN, ...args], {env: options.env ?? ISOLATED_ENV, limitMs: options.limitMs ?? 15_000})
+  return {stdout, stderr, status, ms}
 }

@@ -1,9 +1,8 @@
 // SPEC §6: SIGINT or SIGTERM while probing closes every socket, prints nothing on stdout,
-// and exits promptly with status 2. (runCli gives no handle on the child, so this spawns.)
-import {spawn} from 'node:child_process'
-import {once} from 'node:events'
+// and exits promptly with status 2. (runCli gives no handle on the child, so this starts it.)
 import {afterEach, describe, expect, it} from 'vitest'
 
+import {startTimed} from '../fixtures/spawn.js'
 import {startBlackhole, startSmtp, until} from '../fixtures/smtp.js'
 import {BIN} from './cli.js'
 
@@ -14,23 +13,16 @@ afterEach(async () => {
 
 /** Start the binary; `signal` it once `ready(stderr)` holds; report status, output and the delay. */
 async function interrupt(args: string[], signal: NodeJS.Signals, ready: (stderr: string) => boolean) {
-  const child = spawn(process.execPath, [BIN, '--no-cache', '--timeout', '30', ...args], {stdio: ['ignore', 'pipe', 'pipe']})
-  let stdout = ''
-  let stderr = ''
-  child.stdout.setEncoding('utf8').on('data', (d) => (stdout += d))
-  child.stderr.setEncoding('utf8').on('data', (d) => (stderr += d))
-  const exited = once(child, 'close')
-  const killer = setTimeout(() => child.kill('SIGKILL'), 20_000)
+  const {child, output, done} = startTimed([BIN, '--no-cache', '--timeout', '30', ...args], {limitMs: 20_000})
   try {
-    await until(() => ready(stderr), 10_000)
+    await until(() => ready(output.stderr), 10_000)
     // The command installs its handlers before it connects; give it a moment past that.
     await new Promise((r) => setTimeout(r, 100))
     const t0 = performance.now()
     child.kill(signal)
-    const [status, killedBy] = (await exited) as [number | null, NodeJS.Signals | null]
+    const {status, signal: killedBy, stdout, stderr} = await done
     return {status, killedBy, stdout, stderr, ms: performance.now() - t0}
   } finally {
-    clearTimeout(killer)
     child.kill('SIGKILL')
   }
 }

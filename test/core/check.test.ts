@@ -10,6 +10,7 @@ import {check, type CheckOptions, type Report} from '../../src/core/check.js'
 import {parseDnsServer, parseServerList} from '../../src/core/grammar.js'
 import {dnsServerResolver, systemResolver} from '../../src/core/resolve.js'
 import {startDns} from '../../fixtures/dns.js'
+import {runTimed} from '../../fixtures/spawn.js'
 import {closedPort, startBlackhole, startSmtp, until} from '../../fixtures/smtp.js'
 import {BIN, runCli} from '../cli.js'
 import {closedAfterEach} from '../fixtures.js'
@@ -206,10 +207,7 @@ describe('every outcome class from a real fixture (SPEC §6)', () => {
   const haveNetns = once(netns, 'close').then(([code]) => code === 0, () => false)
   it('unreachable: in a fresh network namespace (loopback down), 127.0.0.1 is unreachable', async (context) => {
     if (!(await haveNetns)) return context.skip()
-    const child = spawn('unshare', ['-rn', process.execPath, BIN, '--no-cache', '--json', '127.0.0.1', '[::1]'], {stdio: ['ignore', 'pipe', 'pipe']})
-    let stdout = ''
-    child.stdout.setEncoding('utf8').on('data', (d) => (stdout += d))
-    const [status] = await once(child, 'close')
+    const {stdout, status} = await runTimed(['-rn', process.execPath, BIN, '--no-cache', '--json', '127.0.0.1', '[::1]'], {command: 'unshare'})
     expect(status).toBe(0)
     const attempts = JSON.parse(stdout).entries.map((e: {attempts: Array<{outcome: string; error: string}>}) => e.attempts[0])
     expect(attempts.map((a: {outcome: string}) => a.outcome)).toEqual(['unreachable', 'unreachable'])
