@@ -1,17 +1,21 @@
 // Interop (issue 7): the README's Exim recipe, run for real. A private Exim daemon is a
-// secondary MX on 127.0.0.36 whose RCPT ACL runs smtpdcheck for each recipient
-// (fixtures/interop/exim-secondary.conf); example.test's MX list is 10:127.0.0.37 (a fixture
-// primary) 20:127.0.0.36 (Exim itself). An SMTP client talks to Exim up to RCPT.
+// secondary MX on 127.0.0.36 whose RCPT ACL looks the recipient domain's MX records up
+// (dnsdb) and runs smtpdcheck (fixtures/interop/exim-secondary.conf). Exim runs in a private
+// mount namespace whose /etc/resolv.conf names a dnsmasq fixture on 127.0.0.38:53 (the
+// host's resolv.conf is untouched): example.test's MX records are 10 mx1.example.test
+// (127.0.0.37, a fixture primary) and 20 mx2.example.test (127.0.0.36, Exim itself).
+// An SMTP client talks to Exim up to RCPT.
 import net from 'node:net'
 import {afterAll, beforeAll, describe, expect, it} from 'vitest'
 
-import {cannotRun, EXIM, startExim} from '../../fixtures/interop/servers.js'
+import {cannotRun, DNSMASQ, EXIM, startDnsmasq, startExim} from '../../fixtures/interop/servers.js'
 import {startSmtp, until} from '../../fixtures/smtp.js'
 import {BIN} from '../cli.js'
 
 const SECONDARY = '127.0.0.36'
 const PRIMARY = '127.0.0.37'
-const skip = cannotRun(EXIM, {root: true, user: 'Debian-exim'})
+const RESOLVER = '127.0.0.38'
+const skip = cannotRun(EXIM, {root: true, user: 'Debian-exim', mountNamespace: true}) ?? cannotRun(DNSMASQ)
 if (skip) console.warn(`interop/exim-secondary skipped: ${skip}`)
 
 /**
@@ -54,25 +58,35 @@ async function rcptReply(exim: {host: string; port: number}, rcpt: string): Prom
 }
 
 describe.skipIf(skip !== undefined)(`Exim as a secondary MX running smtpdcheck${skip ? ` (skipped: ${skip})` : ''}`, () => {
+  let dns: Awaited<ReturnType<typeof startDnsmasq>>
   let primary: Awaited<ReturnType<typeof startSmtp>>
   let exim: Awaited<ReturnType<typeof startExim>>
   beforeAll(async () => {
+    // best.test: Exim is the most preferred MX. broken.test: a name smtpdcheck refuses (exit 2).
+    // nomx.test: no MX record (NXDOMAIN), an empty list.
+    dns = await startDnsmasq({
+      host: RESOLVER,
+      port: 53,
+      hosts: [`${PRIMARY} mx1.example.test`, `${SECONDARY} mx2.example.test`],
+      options: ['example.test,mx1.example.test,10', 'example.test,mx2.example.test,20', 'best.test,mx2.example.test,10',
+        'best.test,mx1.example.test,20', 'broken.test,bad_name.test,10', 'broken.test,mx2.example.test,20'].map((mx) => `--mx-host=${mx}`),
+    })
     primary = await startSmtp({host: PRIMARY, greeting: '220 primary.test ESMTP\r\n'})
     exim = await startExim(SECONDARY, {
       template: 'exim-secondary.conf',
       values: {NODE: process.execPath, BIN, PRIMARY_PORT: primary.port},
-      // best.test: Exim is the most preferred MX. broken.test: a word smtpdcheck refuses (exit 2).
-      files: {mx: [`example.test: 10:${PRIMARY} 20:${SECONDARY}`, `best.test: 10:${SECONDARY} 20:${PRIMARY}`, `broken.test: 10:-bad- 20:${SECONDARY}`].join('\n') + '\n'},
+      resolvConf: `nameserver ${RESOLVER}\noptions timeout:1 attempts:1\n`,
     })
   }, 30_000)
   afterAll(async () => {
     await exim?.close()
     await primary?.close()
+    await dns?.close()
   })
 
   it('primary up: RCPT is deferred (4xx) naming the primary, which smtpdcheck probed', async () => {
     const reply = await rcptReply(exim, 'user@example.test')
-    expect(reply).toMatch(new RegExp(`^4\\d\\d Please use server ${PRIMARY.replaceAll('.', '\\.')}$`))
+    expect(reply).toMatch(/^4\d\d Please use server mx1\.example\.test$/)
     await until(() => primary.sent().some((text) => text.includes('QUIT')), 5000)
   })
 
@@ -80,6 +94,12 @@ describe.skipIf(skip !== undefined)(`Exim as a secondary MX running smtpdcheck${
     const probes = primary.connections.length
     expect(await rcptReply(exim, 'user@best.test')).toMatch(/^250 /)
     expect(primary.connections.length).toBe(probes)
+  })
+
+  it('no MX record (an empty list): accepted, smtpdcheck having exited 0', async () => {
+    const mark = exim.log().length
+    expect(await rcptReply(exim, 'user@nomx.test')).toMatch(/^250 /)
+    expect(exim.log().slice(mark)).not.toMatch(/smtpdcheck exit/)
   })
 
   it('primary down (refused): RCPT is accepted, smtpdcheck having exited 0', async () => {
@@ -92,10 +112,10 @@ describe.skipIf(skip !== undefined)(`Exim as a secondary MX running smtpdcheck${
   it('a broken check (exit 2) does not defer: RCPT is accepted and the failure logged', async () => {
     const mark = exim.log().length
     expect(await rcptReply(exim, 'user@broken.test')).toMatch(/^250 /)
-    await until(() => /smtpdcheck exit 2, recipient not deferred: smtpdcheck: .*-bad-/.test(exim.log().slice(mark)), 5000)
+    await until(() => /smtpdcheck exit 2, recipient not deferred: smtpdcheck: .*bad_name\.test/.test(exim.log().slice(mark)), 5000)
   })
 
-  it('a domain it is not secondary for is refused before smtpdcheck runs', async () => {
+  it('a domain it is not secondary for: refused (550)', async () => {
     expect(await rcptReply(exim, 'user@elsewhere.test')).toMatch(/^550 relay not permitted/)
   })
 })
