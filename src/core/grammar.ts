@@ -94,6 +94,8 @@ function parsePrio(text: string, word: string): number {
 /** One server word: `host`, `prio:host`, `[v6]`, `prio:[v6]`, or a bare IPv6 literal. */
 export function parseServerWord(word: string, index = 0): Entry {
   if (word === '') throw new UsageError('bad server "": empty word')
+  // The usual mistake of a caller that passes the whole MX list as one argument.
+  if (/\s/.test(word)) throw new UsageError(`bad server "${word}": contains white space (one server per argument)`)
   if (literalFamily(word) === 6) return {name: word, ...literalHost(word), index}
   let prio: number | undefined
   let rest = word

@@ -53,6 +53,8 @@ describe('parseServerWord: malformed words', () => {
     ['127.1', /dotted-quad/],
     ['0x7f.0.0.1', /dotted-quad/],
     ['0x7f000001', /dotted-quad/],
+    ['10:mx1.example.org 20:mx2.example.org', /contains white space \(one server per argument\)/],
+    ['mx\t.example', /contains white space/],
     ['0x7f.1', /dotted-quad/],
     ['010.0.0.1', /dotted-quad/],
     ['256.0.0.1', /dotted-quad/],
@@ -80,7 +82,7 @@ describe('parseServerWord: malformed words', () => {
     ['a..b', /empty label/],
     ['.', /empty host name/],
     ['.example', /empty label/],
-    ['mx.exa mple', /bad label/],
+    ['mx.exa mple', /contains white space/],
     ['mx\u00e9.example', /bad label/],
   ])('%j', (word, why) => {
     let error: unknown
