@@ -65,6 +65,7 @@ Exit status: 1 and the server's name on stdout when one is available; 0 when non
     {description: 'Always exits 0: the local host s2 has the same priority as s1.', command: 'smtpdcheck --stop s2.domain.com 10:s1.domain.com 10:s2.domain.com 20:s3.domain.com'},
     {description: 'Prints s1.domain.com and exits 1 if s1.domain.com is up.', command: 'smtpdcheck --stop s2.domain.com 10:s1.domain.com 20:s2.domain.com 30:s3.domain.com'},
     {description: 'Mail Avenger, /etc/avenger/secondary:', command: 'server=`smtpdcheck --stop $MYIP $RECIP_MXES`; test -n "$server" && defer "Please use server $server"'},
+    {description: 'Shell completion (only a first word exactly "autocomplete" is this subcommand):', command: 'smtpdcheck autocomplete bash'},
   ]
   static override strict = false
   static override flags = {
