@@ -48,16 +48,6 @@ function errorOutcome(code: string | undefined, connected: boolean): AttemptOutc
   return 'unreachable'
 }
 
-/**
- * True once the first octets can no longer begin a reply line (a TLS record, binary junk):
- * the verdict is `not-smtp` already, and waiting for an LF that such a server may never
- * send would only burn the budget. Missing octets are completed with `220 `'s.
- */
-function cannotBeReply(partial: Buffer): boolean {
-  const start = partial.toString('latin1', 0, 4).replace(/\r$/, '')
-  return classifyGreeting(start + '220 '.slice(start.length)).kind === 'not-smtp'
-}
-
 /** Leave after a final `220 `: send QUIT, half-close, and drop the socket once flushed. */
 function quit(socket: net.Socket): void {
   socket.pause()
@@ -100,10 +90,8 @@ export const attemptSmtp: AttemptFn = (address, port, signal) =>
       chunk.copy(received, length, 0, take)
       length += take
       const scan = scanFirstLine(received.subarray(0, length))
-      if (scan.kind === 'more') {
-        if (cannotBeReply(received.subarray(0, length))) finish({outcome: 'not-smtp', line: received.toString('latin1', 0, Math.min(length, MAX_LINE_OCTETS))})
-        return
-      }
+      if (scan.kind === 'more') return
+      if (scan.kind === 'not-reply') return finish({outcome: 'not-smtp', line: scan.line})
       if (scan.kind === 'too-long') return finish({outcome: 'not-smtp', line: scan.line, error: 'line too long'})
       const verdict = classifyGreeting(scan.line)
       if (verdict.kind === 'available') return finish({outcome: 'available', line: verdict.line}, verdict.final ? quit : undefined)

@@ -15,6 +15,8 @@ export type GreetingVerdict =
 export type LineScan =
   | {kind: 'line'; line: string}
   | {kind: 'too-long'; line: string}
+  /** The first octets can no longer begin a reply line (a TLS record, binary junk). */
+  | {kind: 'not-reply'; line: string}
   | {kind: 'more'}
 
 /**
@@ -29,11 +31,19 @@ export function scanFirstLine(received: Uint8Array): LineScan {
     // (a lone CR at the very end may still be the start of CR LF).
     const pending = received.at(-1) === CR ? received.length - 1 : received.length
     if (pending > MAX_LINE_OCTETS) return {kind: 'too-long', line: latin1(received.subarray(0, MAX_LINE_OCTETS))}
+    // Waiting for an LF that such a server may never send would only burn the budget.
+    if (cannotBeginReply(received)) return {kind: 'not-reply', line: latin1(received)}
     return {kind: 'more'}
   }
   const end = lf > 0 && received[lf - 1] === CR ? lf - 1 : lf
   if (end > MAX_LINE_OCTETS) return {kind: 'too-long', line: latin1(received.subarray(0, MAX_LINE_OCTETS))}
   return {kind: 'line', line: latin1(received.subarray(0, end))}
+}
+
+/** True once the first octets cannot begin a reply line; missing octets are completed with `220 `'s. */
+export function cannotBeginReply(partial: Uint8Array): boolean {
+  const start = latin1(partial.subarray(0, 4)).replace(/\r$/, '')
+  return classifyGreeting(start + '220 '.slice(start.length)).kind === 'not-smtp'
 }
 
 /** The verdict on a complete first line. */

@@ -19,8 +19,20 @@ describe('scanFirstLine', () => {
     expect(scanFirstLine(bytes(received))).toEqual({kind: 'line', line})
   })
 
-  it.each(['', '220 no end yet', '220 ends in a lone CR\r'])('%j needs more', (received) => {
+  it.each(['', '2', '22', '220', '220\r', '421', '5', '554-', '220 no end yet', '220 ends in a lone CR\r'])('%j needs more', (received) => {
     expect(scanFirstLine(bytes(received))).toEqual({kind: 'more'})
+  })
+
+  it.each([
+    ['\x16\x03\x03', 'a TLS record'],
+    ['HTTP/1.1 400', 'an HTTP answer'],
+    ['6', 'a first digit no reply has'],
+    ['2x', 'a letter in the code'],
+    ['2200', 'a fourth digit'],
+    ['220\t', 'a tab after the code'],
+    ['\0\0', 'NUL octets'],
+  ])('%j (%s) cannot begin a reply: not-reply at once, without waiting for a line end', (received) => {
+    expect(scanFirstLine(bytes(received))).toEqual({kind: 'not-reply', line: received})
   })
 
   const long = (n: number) => `220 ${'x'.repeat(n - 4)}`
