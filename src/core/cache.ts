@@ -1,6 +1,7 @@
 // Outcomes remembered per address and port between runs (SPEC §5): the rules (what an
 // attempt teaches, how long it is believed) and an in-memory cache. The on-disk cache
 // (cache-file.ts) is this cache plus reading and writing a file.
+import {hostPort} from './grammar.js'
 import type {AttemptRecord} from './race.js'
 import {FAILED_OUTCOMES} from './race.js'
 
@@ -56,9 +57,8 @@ export function lesson(record: AttemptRecord, budgetMs = 0): Remembered | undefi
   return 'unavailable'
 }
 
-export function cacheKey(address: string, port: number): string {
-  return address.includes(':') ? `[${address}]:${port}` : `${address}:${port}`
-}
+/** The key of address:port in the cache (and its file): `127.0.0.1:25`, `[::1]:25`. */
+export const cacheKey = hostPort
 
 export interface CacheEntry {
   readonly state: Remembered

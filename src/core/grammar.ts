@@ -62,10 +62,18 @@ export function literalFamily(text: string): 0 | 4 | 6 {
   return family as 0 | 4 | 6
 }
 
+/** The family of a normalised address literal (what the grammar and the resolvers give). */
+export const familyOf = (address: string): 4 | 6 => (address.includes(':') ? 6 : 4)
+
+/** `address:port`, bracketing IPv6: `127.0.0.1:25`, `[::1]:25`. */
+export function hostPort(address: string, port: number): string {
+  return familyOf(address) === 6 ? `[${address}]:${port}` : `${address}:${port}`
+}
+
 /** The normalised address and its kind (`::ffff:a.b.c.d` is the IPv4 address it maps). */
 function literalHost(text: string): {host: string; kind: HostKind} {
   const host = normalizeAddress(text)
-  return {host, kind: host.includes(':') ? 'ipv6' : 'ipv4'}
+  return {host, kind: familyOf(host) === 6 ? 'ipv6' : 'ipv4'}
 }
 
 /** inet_aton(3) would read it as an IPv4 address (`127.1`, `0x7f000001`, `010.0.0.1`): not a name. */

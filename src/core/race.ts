@@ -3,6 +3,7 @@
 // when it starts the next one; here an attempt ends only at a greeting or a failure, and
 // earlier attempts stay alive while later ones start (see docs/DESIGN.md).
 import type {AbortReason, AttemptFn, AttemptOutcome, AttemptResult} from './attempt.js'
+import {familyOf} from './grammar.js'
 
 /** RFC 8305 §5 recommends 250 ms between connection attempts. */
 export const DEFAULT_ATTEMPT_DELAY_MS = 250
@@ -35,9 +36,6 @@ export interface RaceOptions {
   readonly onAttemptStart?: (address: string, port: number) => void
   readonly onAttemptEnd?: (record: AttemptRecord) => void
 }
-
-/** The family of a normalised address literal (what resolvers and the grammar give). */
-export const familyOf = (address: string): 4 | 6 => (address.includes(':') ? 6 : 4)
 
 /** RFC 8305 §4: alternate families, starting with the family of the first address. */
 export function interleaveFamilies(addresses: readonly string[]): string[] {

@@ -1,14 +1,13 @@
 // What a run shows: the --verbose trace lines and the --json document (SPEC §6).
-import {cacheKey} from './cache.js'
 import type {Report, TraceEvent} from './check.js'
-import type {Entry} from './grammar.js'
+import {hostPort, type Entry} from './grammar.js'
 import {printable} from './greeting.js'
 import type {AttemptRecord} from './race.js'
 
 const word = (entry: Entry) => (entry.prio === undefined ? entry.name : `${entry.prio}:${entry.name}`)
 
 function describeAttempt(record: AttemptRecord): string {
-  const where = cacheKey(record.address, record.port)
+  const where = hostPort(record.address, record.port)
   if (record.outcome === 'cached') return `${where} cached ${record.cachedAs}`
   const took = `${record.endMs - record.startMs}ms`
   const line = record.line === undefined ? '' : ` "${printable(record.line)}"`
@@ -38,7 +37,7 @@ export function formatEvent(event: TraceEvent): string {
       return at + `candidates: ${names}${locals}; ${reason}`
     }
     case 'attempt-start':
-      return at + `${event.server}: connecting to ${cacheKey(event.address, event.port)}`
+      return at + `${event.server}: connecting to ${hostPort(event.address, event.port)}`
     case 'attempt':
       return at + `${event.server}: ${describeAttempt(event.record)}`
     case 'server':

@@ -1,6 +1,6 @@
 // Name resolution (SPEC §7): the system resolver, or A and AAAA straight from --dns-server.
 import dns from 'node:dns'
-import {normalizeAddress, type HostPort} from './grammar.js'
+import {hostPort, normalizeAddress, type HostPort} from './grammar.js'
 
 export type LookupOutcome = 'resolved' | 'nxdomain' | 'no-address' | 'dns-error'
 
@@ -55,7 +55,7 @@ const DNS_TRIES = 2
 export function dnsServerResolver(server: HostPort): Resolver {
   return async (name, signal) => {
     const resolver = new dns.promises.Resolver({timeout: DNS_QUERY_TIMEOUT_MS, tries: DNS_TRIES})
-    resolver.setServers([server.address.includes(':') ? `[${server.address}]:${server.port}` : `${server.address}:${server.port}`])
+    resolver.setServers([hostPort(server.address, server.port)])
     const cancel = () => resolver.cancel()
     signal.addEventListener('abort', cancel, {once: true})
     try {
