@@ -40,7 +40,6 @@ export interface LookupRecord extends Lookup {
 
 export interface ServerRecord {
   readonly entry: Entry
-  readonly lookup?: LookupRecord
   /** Addresses tried (after `-4`/`-6`). */
   readonly addresses: string[]
   readonly attempts: AttemptRecord[]
@@ -202,7 +201,7 @@ export async function check(options: CheckOptions, deps: CheckDeps): Promise<Rep
     const available = result.winner !== undefined
     if (!available && !note && signal.reason === 'timeout') note = 'budget ran out'
     emit({type: 'server', ms: elapsed(), server: entry.name, available, note})
-    return {entry, lookup: entry.kind === 'name' ? lookup : undefined, addresses, attempts: result.attempts, available, note}
+    return {entry, addresses, attempts: result.attempts, available, note}
   }
 
   const servers: ServerRecord[] = []

@@ -117,7 +117,7 @@ describe('through check() with real sockets', () => {
       {resolver: dnsServerResolver({address: '127.0.0.1', port: dns.port}), attempt: attemptSmtp, now: () => performance.now()},
     )
     expect(report.exitCode).toBe(0)
-    expect(report.servers[0].lookup?.outcome).toBe('dns-error')
+    expect(report.lookups.get(report.servers[0].entry)?.outcome).toBe('dns-error')
     expect(report.servers[0].attempts).toEqual([])
     expect(report.elapsedMs).toBeLessThan(3500)
   })
