@@ -65,3 +65,37 @@ describe('man/smtpdcheck.1', () => {
     expect(pkg.man).toContain('./man/smtpdcheck.1')
   })
 })
+
+/** The page as a reader sees it: groff (what `man -l` runs) or mandoc, 80 columns, plain text. */
+async function rendered(renderer: 'groff' | 'mandoc'): Promise<string> {
+  const [cmd, args] = renderer === 'groff' ? ['groff', ['-mandoc', '-Tutf8', '-rLL=78n', '-P-c', PAGE]] : ['mandoc', ['-Tutf8', '-Owidth=80', PAGE]]
+  const {stdout} = await run(cmd, args as string[], {encoding: 'utf8', env: {...process.env, GROFF_NO_SGR: '1'}})
+  return stdout.replace(/.\x08/g, '')
+}
+
+describe.each(['groff', 'mandoc'] as const)('man/smtpdcheck.1 rendered by %s', (renderer) => {
+  let page = ''
+  beforeAll(async () => {
+    page = await rendered(renderer)
+  })
+
+  it('balances every quote it opens', () => {
+    for (const [open, close] of [['‘', '’'], ['“', '”']]) {
+      expect(page.split(open).length, `${open}…${close}`).toBe(page.split(close).length)
+    }
+    expect(page.replace(/\s+/g, ' ')).toContain('(‘127.1’, ‘0x7f000001’, ‘010.0.0.1’)')
+  })
+
+  it('keeps every line within 80 columns (no table cell overflows)', () => {
+    const wide = page.split('\n').map((line) => line.replace(/\t/g, '        ')).filter((line) => [...line].length > 80)
+    expect(wide).toEqual([])
+  })
+
+  it('shows each exit status with its own words', () => {
+    const section = page.slice(page.indexOf('EXIT STATUS'), page.indexOf('EXAMPLES'))
+    expect(section).toMatch(/^\s+1\s+A candidate is available/m)
+    expect(section).toMatch(/^\s+0\s+No candidate is available/m)
+    expect(section).toMatch(/^\s+2\s+A usage error/m)
+    expect(section).not.toMatch(/nothingone|nothing\S/)
+  })
+})

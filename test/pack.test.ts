@@ -83,4 +83,15 @@ describe('npm pack → npm install -g --prefix TMP', () => {
     })
     if (man) expect(man.stdout.trim()).toMatch(/smtpdcheck\.1(\.gz)?$/)
   })
+
+  it('ships every file the README links (the README stands on its own)', () => {
+    const readme = readFileSync(join(ROOT, 'README.md'), 'utf8')
+    const links = [...readme.matchAll(/\]\(([^)#:\s]+)\)/g)].map((m) => m[1])
+    expect(links.length).toBeGreaterThan(3)
+    const installed = join(prefix, 'lib', 'node_modules', 'smtpdcheck')
+    for (const link of new Set(links)) {
+      expect(existsSync(join(ROOT, link)), `${link} in the repository`).toBe(true)
+      expect(existsSync(join(installed, link)), `${link} in the package`).toBe(true)
+    }
+  })
 })
