@@ -1,0 +1,93 @@
+// Which directory the cache may live in (issue 14; man page, SECURITY). smtpdcheck often
+// runs as root or as the MTA's user: a directory another user can change would let that
+// user choose what the cache believes, or make a root run write where it points. The
+// cache directory must be a real directory (not a symbolic link), owned by the user and
+// writable by nobody else; every directory above it must be owned by root or the user,
+// and writable by others only when sticky (as /tmp is: others cannot move what is ours).
+// Checked with lstat and then used by its real path (no symbolic link left in it), so a
+// link above it that changes later does not move it. Residual race: between the check and
+// the use, only root or the user can change these directories.
+import {lstatSync, mkdirSync, realpathSync, type Stats} from 'node:fs'
+import {basename, dirname, join, resolve} from 'node:path'
+
+/** The directory's real path, or why it is not used, or (not asked to create it) that it is missing. */
+export type CacheDirectory = {real: string; why?: never; missing?: never} | {why: string; real?: never; missing?: never} | {missing: true; real?: never; why?: never}
+
+const octal = (stat: Stats) => (stat.mode & 0o7777).toString(8)
+const code = (error: unknown) => (error as NodeJS.ErrnoException).code ?? String(error)
+
+/** Why the cache directory itself (as lstat sees it) is not to be trusted by `uid`, if it is not. */
+function distrustDirectory(path: string, stat: Stats, uid: number | undefined): string | undefined {
+  if (stat.isSymbolicLink()) return `${path} is a symbolic link`
+  if (!stat.isDirectory()) return `${path} is not a directory`
+  if (uid !== undefined && stat.uid !== uid) return `${path} is owned by uid ${stat.uid}, not ${uid}`
+  if (stat.mode & 0o022) return `${path} is writable by group or others (mode ${octal(stat)})`
+  return undefined
+}
+
+/** Why a directory above the cache directory is not to be trusted: another user could replace what is below it. */
+function distrustAncestor(path: string, stat: Stats, uid: number | undefined): string | undefined {
+  if (uid !== undefined && stat.uid !== 0 && stat.uid !== uid) return `${path} is owned by uid ${stat.uid}, neither root nor ${uid}`
+  if (stat.mode & 0o022 && !(stat.mode & 0o1000)) return `${path} is writable by group or others and not sticky (mode ${octal(stat)})`
+  return undefined
+}
+
+/** The first directory from `real` (a path without symbolic links) up to / that is not to be trusted. */
+function distrustAncestors(real: string, uid: number | undefined): string | undefined {
+  for (let path = real; ; path = dirname(path)) {
+    const why = distrustAncestor(path, lstatSync(path), uid)
+    if (why || path === dirname(path)) return why
+  }
+}
+
+/**
+ * Make the missing components of `dir`, each 0700, once the deepest existing one and
+ * everything above it is trusted (a link planted above is never followed to make one).
+ */
+function makeMissing(dir: string, uid: number | undefined): string | undefined {
+  const missing: string[] = []
+  let existing = dir
+  for (;;) {
+    try {
+      lstatSync(existing)
+      break
+    } catch (error) {
+      if (code(error) !== 'ENOENT' || existing === dirname(existing)) throw error
+      missing.unshift(basename(existing))
+      existing = dirname(existing)
+    }
+  }
+  if (missing.length === 0) return undefined
+  let real = realpathSync(existing)
+  const why = distrustAncestors(real, uid)
+  if (why) return why
+  for (const name of missing) {
+    real = join(real, name)
+    try {
+      mkdirSync(real, {mode: 0o700})
+    } catch (error) {
+      if (code(error) !== 'EEXIST') throw error
+    }
+  }
+  return undefined
+}
+
+/**
+ * The cache directory `dir` (relative to the working directory if not absolute) if it may
+ * be trusted by `uid`, by its real path; `create` makes its missing components (0700).
+ * Never throws: a failure is a reason not to use it.
+ */
+export function cacheDirectory(dir: string, create: boolean, uid: number | undefined = process.getuid?.()): CacheDirectory {
+  const path = resolve(dir)
+  try {
+    const made = create ? makeMissing(path, uid) : undefined
+    if (made) return {why: made}
+    const stat = lstatSync(path)
+    const parent = realpathSync(dirname(path))
+    const why = distrustDirectory(path, stat, uid) ?? distrustAncestors(parent, uid)
+    return why ? {why} : {real: join(parent, basename(path))}
+  } catch (error) {
+    const failure = code(error)
+    return failure === 'ENOENT' && !create ? {missing: true} : {why: `cannot use ${path} (${failure})`}
+  }
+}
