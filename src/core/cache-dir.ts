@@ -4,8 +4,9 @@
 // cache directory must be a real directory (not a symbolic link), owned by the user and
 // writable by nobody else; every directory above it must be owned by root or the user,
 // and writable by others only when sticky (as /tmp is: others cannot move what is ours).
-// Checked with lstat and then used by its real path (no symbolic link left in it), so a
-// link above it that changes later does not move it. Residual race: between the check and
+// Every directory a lookup passes through is checked, the real path of each prefix (a link
+// is judged by the directory that holds it and by where it points); the cache directory is
+// then used by its real path, so a link above it that changes later does not move it. Residual race: between the check and
 // the use, only root or the user can change these directories.
 import {lstatSync, mkdirSync, realpathSync, type Stats} from 'node:fs'
 import {basename, dirname, join, resolve} from 'node:path'
@@ -32,12 +33,26 @@ function distrustAncestor(path: string, stat: Stats, uid: number | undefined): s
   return undefined
 }
 
-/** The first directory from `real` (a path without symbolic links) up to / that is not to be trusted. */
-function distrustAncestors(real: string, uid: number | undefined): string | undefined {
-  for (let path = real; ; path = dirname(path)) {
-    const why = distrustAncestor(path, lstatSync(path), uid)
-    if (why || path === dirname(path)) return why
+/**
+ * Every directory a lookup of `path` (an existing directory) passes through: the real path
+ * of each of its prefixes and everything above each. A link in a directory others may
+ * write is thereby judged by that directory, not only by where it points.
+ */
+function traversed(path: string): Set<string> {
+  const dirs = new Set<string>()
+  for (let prefix = path; ; prefix = dirname(prefix)) {
+    for (let real = realpathSync(prefix); !dirs.has(real); real = dirname(real)) dirs.add(real)
+    if (prefix === dirname(prefix)) return dirs
   }
+}
+
+/** The first directory a lookup of `path` passes through that is not to be trusted. */
+function distrustAncestors(path: string, uid: number | undefined): string | undefined {
+  for (const dir of traversed(path)) {
+    const why = distrustAncestor(dir, lstatSync(dir), uid)
+    if (why) return why
+  }
+  return undefined
 }
 
 /**
@@ -58,9 +73,9 @@ function makeMissing(dir: string, uid: number | undefined): string | undefined {
     }
   }
   if (missing.length === 0) return undefined
-  let real = realpathSync(existing)
-  const why = distrustAncestors(real, uid)
+  const why = distrustAncestors(existing, uid)
   if (why) return why
+  let real = realpathSync(existing)
   for (const name of missing) {
     real = join(real, name)
     try {
@@ -84,7 +99,7 @@ export function cacheDirectory(dir: string, create: boolean, uid: number | undef
     if (made) return {why: made}
     const stat = lstatSync(path)
     const parent = realpathSync(dirname(path))
-    const why = distrustDirectory(path, stat, uid) ?? distrustAncestors(parent, uid)
+    const why = distrustDirectory(path, stat, uid) ?? distrustAncestors(dirname(path), uid)
     return why ? {why} : {real: join(parent, basename(path))}
   } catch (error) {
     const failure = code(error)
