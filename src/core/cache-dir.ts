@@ -15,7 +15,8 @@ import {basename, dirname, join, resolve} from 'node:path'
 export type CacheDirectory = {real: string; why?: never; missing?: never} | {why: string; real?: never; missing?: never} | {missing: true; real?: never; why?: never}
 
 const octal = (stat: Stats) => (stat.mode & 0o7777).toString(8)
-const code = (error: unknown) => (error as NodeJS.ErrnoException).code ?? String(error)
+/** A file system error as the cache tells it: its code (ENOSPC), else its message. */
+export const errorText = (error: unknown) => (error as NodeJS.ErrnoException).code ?? String((error as Error).message ?? error)
 
 /** Why the cache directory itself (as lstat sees it) is not to be trusted by `uid`, if it is not. */
 function distrustDirectory(path: string, stat: Stats, uid: number | undefined): string | undefined {
@@ -67,7 +68,7 @@ function makeMissing(dir: string, uid: number | undefined): string | undefined {
       lstatSync(existing)
       break
     } catch (error) {
-      if (code(error) !== 'ENOENT' || existing === dirname(existing)) throw error
+      if (errorText(error) !== 'ENOENT' || existing === dirname(existing)) throw error
       missing.unshift(basename(existing))
       existing = dirname(existing)
     }
@@ -81,7 +82,7 @@ function makeMissing(dir: string, uid: number | undefined): string | undefined {
     try {
       mkdirSync(real, {mode: 0o700})
     } catch (error) {
-      if (code(error) !== 'EEXIST') throw error
+      if (errorText(error) !== 'EEXIST') throw error
     }
   }
   return undefined
@@ -102,7 +103,7 @@ export function cacheDirectory(dir: string, create: boolean, uid: number | undef
     const why = distrustDirectory(path, stat, uid) ?? distrustAncestors(dirname(path), uid)
     return why ? {why} : {real: join(parent, basename(path))}
   } catch (error) {
-    const failure = code(error)
+    const failure = errorText(error)
     return failure === 'ENOENT' && !create ? {missing: true} : {why: `cannot use ${path} (${failure})`}
   }
 }

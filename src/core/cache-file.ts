@@ -8,7 +8,7 @@ import {closeSync, constants, fstatSync, lstatSync, openSync, readdirSync, readS
 import {homedir} from 'node:os'
 import {basename, dirname, isAbsolute, join} from 'node:path'
 
-import {cacheDirectory} from './cache-dir.js'
+import {cacheDirectory, errorText} from './cache-dir.js'
 import {isFresh, MemoryCache, type CacheEntry, type Ttls} from './cache.js'
 import type {AttemptRecord} from './race.js'
 
@@ -31,8 +31,6 @@ export function defaultCachePath(env: NodeJS.ProcessEnv = process.env, home: () 
     return undefined
   }
 }
-
-const errorText = (error: unknown) => (error as NodeJS.ErrnoException).code ?? String((error as Error).message ?? error)
 
 /**
  * The file's text, or why it is not to be trusted. A symbolic link is not followed

@@ -76,3 +76,24 @@ describe('every failure after the temp file exists removes it', () => {
     expect(parseCache(readFileSync(path, 'utf8'))).toEqual(new Map([['127.0.0.1:25', {state: 'unavailable', seenAt: 2000}]]))
   })
 })
+
+describe('a signal between the temp file and the rename', () => {
+  it('its handler (where the command exits) runs only after the rename: no temp file is ever seen', async () => {
+    const {dir, path, cache} = learned(OLD)
+    const seen: string[][] = []
+    const handler = () => seen.push(readdirSync(dir))
+    process.on('SIGWINCH', handler) // ignored by default: harmless if the handler were missing
+    try {
+      vi.mocked(fs.writeSync).mockImplementationOnce(((...args: Parameters<typeof real.writeSync>) => {
+        process.kill(process.pid, 'SIGWINCH') // delivered while the temp file exists and is unwritten
+        return (real.writeSync as (...a: unknown[]) => number)(...args)
+      }) as typeof fs.writeSync)
+      await cache.save()
+      for (let i = 0; i < 100 && seen.length === 0; i++) await new Promise((r) => setTimeout(r, 10))
+    } finally {
+      process.off('SIGWINCH', handler)
+    }
+    expect(seen).toEqual([['cache.json']])
+    expect(readFileSync(path, 'utf8')).not.toBe(OLD)
+  })
+})

@@ -365,3 +365,31 @@ describe('cacheDirectory: which directory the cache may live in (issue 14)', () 
     expect(readdirSync(elsewhere)).toEqual([])
   })
 })
+
+describe('FileCache in a long-lived process (serve): save again and again', () => {
+  it('each save writes what was learned since; a directory made unfit between saves is said once, then used again when fixed', async () => {
+    const xdg = freshDir()
+    const dir = join(xdg, 'smtpdcheck')
+    const path = join(dir, 'cache.json')
+    let now = 1000
+    const said: string[] = []
+    const cache = new FileCache(path, TTLS, {now: () => now, say: (m) => said.push(m)})
+    cache.lookup('127.0.0.1', 25)
+    cache.note(attempt('refused'))
+    await cache.save()
+    await cache.save() // nothing new: nothing written
+    expect(said).toEqual([`ignored ${path}: missing`, `wrote 1 entry to ${path}`])
+    chmodSync(dir, 0o777)
+    for (const address of ['127.0.0.2', '127.0.0.3']) {
+      now += 1000
+      cache.note(attempt('refused', 1, {address}))
+      await cache.save()
+    }
+    expect(said.slice(2)).toEqual([`off: ${dir} is writable by group or others (mode 777)`])
+    expect([...(parseCache(readFileSync(path, 'utf8')) as Map<string, unknown>).keys()]).toEqual(['127.0.0.1:25'])
+    chmodSync(dir, 0o700)
+    await cache.save() // what was learned while off is still owed
+    expect(said.at(-1)).toBe(`wrote 3 entries to ${path}`)
+    expect(readdirSync(dir)).toEqual(['cache.json'])
+  })
+})
