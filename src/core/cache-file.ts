@@ -1,12 +1,14 @@
 // The cache on disk (SPEC §5): read lazily at the first lookup, written after the answer.
-// The file is trusted only if it is a regular file of ours that nobody else may write;
-// anything else is ignored (and said). Concurrent runs share it: a writer writes a temp
-// file in the same directory and renames it into place, so no reader sees a torn file; a
-// lost update between two writers is possible and harmless.
-import {closeSync, constants, fstatSync, mkdirSync, openSync, readSync, renameSync, rmSync, writeFileSync} from 'node:fs'
+// It lives only in a directory of ours that nobody else may change (cache-dir.ts); the file
+// is opened without following a symbolic link and trusted only if it is a regular file of
+// ours that nobody else may write; anything else is ignored (and said). Concurrent runs
+// share it: a writer writes a temp file in the same directory and renames it into place,
+// so no reader sees a torn file; a lost update between two writers is possible and harmless.
+import {closeSync, constants, fstatSync, lstatSync, openSync, readdirSync, readSync, renameSync, unlinkSync, writeSync} from 'node:fs'
 import {homedir} from 'node:os'
 import {basename, dirname, isAbsolute, join} from 'node:path'
 
+import {cacheDirectory, errorText} from './cache-dir.js'
 import {isFresh, MemoryCache, type CacheEntry, type Ttls} from './cache.js'
 import type {AttemptRecord} from './race.js'
 
@@ -30,15 +32,18 @@ export function defaultCachePath(env: NodeJS.ProcessEnv = process.env, home: () 
   }
 }
 
-const errorText = (error: unknown) => (error as NodeJS.ErrnoException).code ?? String((error as Error).message ?? error)
-
-/** The file's text, or why it is not to be trusted. Never blocks (O_NONBLOCK: a FIFO is refused). */
+/**
+ * The file's text, or why it is not to be trusted. A symbolic link is not followed
+ * (O_NOFOLLOW); what was opened is judged on the descriptor; never blocks (O_NONBLOCK: a
+ * FIFO is refused).
+ */
 function readTrusted(path: string): {text: string; why?: never} | {text?: never; why: string} {
   let fd: number
   try {
-    fd = openSync(path, constants.O_RDONLY | constants.O_NONBLOCK)
+    fd = openSync(path, constants.O_RDONLY | constants.O_NONBLOCK | constants.O_NOFOLLOW)
   } catch (error) {
-    return {why: errorText(error) === 'ENOENT' ? 'missing' : `unreadable (${errorText(error)})`}
+    const code = errorText(error)
+    return {why: code === 'ENOENT' ? 'missing' : code === 'ELOOP' ? 'a symbolic link' : `unreadable (${code})`}
   }
   try {
     const stat = fstatSync(fd)
@@ -85,19 +90,63 @@ export function serializeCache(entries: ReadonlyArray<[string, CacheEntry]>): st
   return `${JSON.stringify(doc, null, 2)}\n`
 }
 
-/** Write `text` to a new 0600 temp file beside `path` and rename it into place. */
-function writeAtomically(path: string, text: string): void {
-  const dir = dirname(path)
-  mkdirSync(dir, {recursive: true, mode: 0o700})
-  const temp = join(dir, `.${basename(path)}.${process.pid}.${Math.random().toString(36).slice(2, 10)}.tmp`)
-  let created = false
+/** A temp file's name beside `base`: `.cache.json.<pid>.<random>.tmp`. */
+const tempName = (base: string) => `.${base}.${process.pid}.${Math.random().toString(36).slice(2, 10)}.tmp`
+/** Is `name` a temp file tempName(base) could have made? */
+const isTempName = (base: string, name: string) => name.startsWith(`.${base}.`) && /^\d+\.[a-z0-9]+\.tmp$/.test(name.slice(base.length + 2))
+
+/** A temp file older than this was left by a run that died (SIGKILL, power loss); a younger one may be a live run's. */
+export const STALE_TEMP_MS = 60_000
+
+/** Remove the stale temp files of ours in `dir` (see STALE_TEMP_MS); they would fill the disk one run at a time. */
+function removeStaleTemps(dir: string, base: string, now: number): void {
+  let names: string[]
   try {
-    writeFileSync(temp, text, {flag: 'wx', mode: 0o600})
-    created = true
+    names = readdirSync(dir)
+  } catch {
+    return
+  }
+  for (const name of names.filter((n) => isTempName(base, n))) {
+    try {
+      const stat = lstatSync(join(dir, name))
+      if (stat.isFile() && now - stat.mtimeMs > STALE_TEMP_MS) unlinkSync(join(dir, name))
+    } catch {
+      // gone already, or not ours to remove: it is not in the way
+    }
+  }
+}
+
+/**
+ * Write `text` to a new 0600 temp file beside `path` (O_EXCL|O_NOFOLLOW: never an existing
+ * file or link) and rename it into place. On every failure after the temp file exists
+ * (ENOSPC, EDQUOT, EIO, a failed close or rename) it is removed before the error is
+ * thrown. Synchronous from open to rename, so no signal handler (the command exits in one)
+ * runs in between; a run killed outright leaves a temp file that removeStaleTemps takes.
+ */
+function writeAtomically(path: string, text: string): void {
+  const temp = join(dirname(path), tempName(basename(path)))
+  const fd = openSync(temp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o600)
+  let renamed = false
+  try {
+    try {
+      const bytes = Buffer.from(text)
+      for (let done = 0; done < bytes.length; ) done += writeSync(fd, bytes, done, bytes.length - done)
+    } finally {
+      closeSync(fd)
+    }
     renameSync(temp, path)
-  } catch (error) {
-    if (created) rmSync(temp, {force: true})
-    throw error
+    renamed = true
+  } finally {
+    if (!renamed) discard(temp)
+  }
+}
+
+/** Remove `path` if it is there; a failure to remove it is not the caller's error. */
+function discard(path: string): void {
+  try {
+    unlinkSync(path)
+  } catch {
+    // already gone (or the directory went away): nothing is left behind by us
   }
 }
 
@@ -113,6 +162,8 @@ export interface FileCacheOptions {
 export class FileCache extends MemoryCache {
   private loaded = false
   private learned = false
+  /** Why the directory was last found unfit (said once per reason, however often save is called). */
+  private distrust?: string
   private readonly say: (message: string) => void
 
   constructor(
@@ -124,9 +175,23 @@ export class FileCache extends MemoryCache {
     this.say = options.say ?? (() => {})
   }
 
-  /** What the file holds now; an untrusted or corrupt file holds nothing. */
-  private read(quiet: boolean): {entries: Map<string, CacheEntry>; text?: string} {
-    const read = readTrusted(this.path)
+  /**
+   * The file by its real path when its directory may be used (cache-dir.ts), made if
+   * `create`; null when the directory does not exist yet; undefined when the cache is off
+   * for now (said once per reason).
+   */
+  private locate(create: boolean): string | null | undefined {
+    const dir = cacheDirectory(dirname(this.path), create)
+    if (dir.real !== undefined) return join(dir.real, basename(this.path))
+    if (dir.missing) return null
+    if (dir.why !== this.distrust) this.say(`off: ${dir.why}`)
+    this.distrust = dir.why
+    return undefined
+  }
+
+  /** What `file` holds now; a missing, untrusted or corrupt file holds nothing. */
+  private read(file: string | null, quiet: boolean): {entries: Map<string, CacheEntry>; text?: string} {
+    const read = file === null ? {why: 'missing'} : readTrusted(file)
     const entries = read.text === undefined ? read.why : parseCache(read.text)
     if (typeof entries === 'string') {
       if (!quiet) this.say(`ignored ${this.path}: ${entries}`)
@@ -144,8 +209,9 @@ export class FileCache extends MemoryCache {
   override lookup(address: string, port: number) {
     if (!this.loaded) {
       this.loaded = true
+      const file = this.off ? undefined : this.locate(false)
       if (this.off) this.say(`${this.path} not used: both TTLs are 0`)
-      else for (const [key, entry] of this.read(false).entries) this.entries.set(key, entry)
+      else if (file !== undefined) for (const [key, entry] of this.read(file, false).entries) this.entries.set(key, entry)
     }
     return super.lookup(address, port)
   }
@@ -157,15 +223,19 @@ export class FileCache extends MemoryCache {
   }
 
   /**
-   * Merge what this run learned into the file as it is now (the newer sighting of an
-   * address wins), drop what is no longer fresh under this run's TTLs, keep the newest
-   * MAX_ENTRIES. Nothing is written when nothing was learned or nothing changed.
+   * Merge what was learned into the file as it is now (the newer sighting of an address
+   * wins), drop what is no longer fresh under these TTLs, keep the newest MAX_ENTRIES.
+   * Nothing is written when nothing was learned since the last save or nothing changed.
+   * Stale temp files are removed first (they may be what fills the disk). May be called
+   * again and again by a long-lived process: each call checks the directory anew.
    */
   override async save(): Promise<void> {
     if (!this.learned || this.off) return
+    const file = this.locate(true)
+    if (!file) return
     try {
       const now = this.now()
-      const disk = this.read(true)
+      const disk = this.read(file, true)
       const merged = new Map(disk.entries)
       for (const [key, entry] of this.entries) {
         if ((merged.get(key)?.seenAt ?? -Infinity) < entry.seenAt) merged.set(key, entry)
@@ -175,10 +245,13 @@ export class FileCache extends MemoryCache {
         .sort(([ka, a], [kb, b]) => b.seenAt - a.seenAt || (ka < kb ? -1 : 1))
         .slice(0, MAX_ENTRIES)
       const text = serializeCache(kept)
+      this.learned = false
       if (text === (disk.text ?? serializeCache([]))) return
-      writeAtomically(this.path, text)
+      removeStaleTemps(dirname(file), basename(file), now)
+      writeAtomically(file, text)
       this.say(`wrote ${kept.length} entr${kept.length === 1 ? 'y' : 'ies'} to ${this.path}`)
     } catch (error) {
+      this.learned = true
       this.say(`not written to ${this.path}: ${errorText(error)}`)
     }
   }

@@ -1,14 +1,16 @@
 // The cache's rules (what an attempt teaches, TTLs on an injected clock) and the file
 // cache on a real file system: lazy read, merge, bounds, trust, failures to write.
 import {execFile} from 'node:child_process'
-import {chmodSync, chownSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync} from 'node:fs'
+import {chmodSync, chownSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, symlinkSync, writeFileSync} from 'node:fs'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 import {promisify} from 'node:util'
+import fc from 'fast-check'
 import {afterAll, describe, expect, it} from 'vitest'
 
 import type {AttemptOutcome} from '../../src/core/attempt.js'
 import {cacheKey, isFresh, lesson, MemoryCache, timeoutEvidenceMs} from '../../src/core/cache.js'
+import {cacheDirectory} from '../../src/core/cache-dir.js'
 import {defaultCachePath, FileCache, MAX_ENTRIES, MAX_FILE_BYTES, parseCache, serializeCache} from '../../src/core/cache-file.js'
 import type {AttemptRecord} from '../../src/core/race.js'
 
@@ -246,16 +248,14 @@ describe('FileCache', () => {
     expect(parseCache(readFileSync(path, 'utf8'))).toEqual(new Map([['127.0.0.1:25', {state: 'unavailable', seenAt: 5000}]]))
   })
 
-  it('a file that cannot be written (parent is a regular file: ENOTDIR) is said, never thrown', async () => {
+  it('a cache "directory" that is a regular file: the cache is off, said once, never thrown', async () => {
     const parent = join(freshDir(), 'plain-file')
     writeFileSync(parent, '')
     const {cache, said} = fileCache(join(parent, 'cache.json'), () => 1)
     expect(cache.lookup('127.0.0.1', 25)).toBeUndefined()
     cache.note(attempt('refused'))
     await expect(cache.save()).resolves.toBeUndefined()
-    expect(said[0]).toBe(`ignored ${parent}/cache.json: unreadable (ENOTDIR)`)
-    expect(said[1]).toMatch(new RegExp(`^not written to ${parent}/cache.json: (ENOTDIR|EEXIST)$`))
-    expect(said).toHaveLength(2)
+    expect(said).toEqual([`off: ${parent} is not a directory`])
   })
 
   it('a directory nobody may write into, root included (chattr +i: EPERM), is said, never thrown', async (ctx) => {
@@ -277,5 +277,119 @@ describe('FileCache', () => {
     } finally {
       await chattr('-i', dir)
     }
+  })
+})
+
+describe('cacheDirectory: which directory the cache may live in (issue 14)', () => {
+  const me = process.getuid!()
+  const IS_ROOT = me === 0
+
+  /**
+   * The rule as the issue and the man page state it, written apart from the code: the
+   * directory itself is ours and writable by nobody else; a directory above it is root's or
+   * ours, and writable by others only when sticky.
+   */
+  function oracle(dir: {mode: number; uid: number}, up: {mode: number; uid: number}, uid: number): 'trusted' | 'dir-owner' | 'dir-mode' | 'up-owner' | 'up-mode' {
+    if (dir.uid !== uid) return 'dir-owner'
+    if (dir.mode & 0o022) return 'dir-mode'
+    if (up.uid !== 0 && up.uid !== uid) return 'up-owner'
+    if (up.mode & 0o022 && !(up.mode & 0o1000)) return 'up-mode'
+    return 'trusted'
+  }
+  const kind = (why: string | undefined, dir: string, up: string) =>
+    why === undefined ? 'trusted'
+      : why.startsWith(`${dir} is owned`) ? 'dir-owner'
+      : why.startsWith(`${dir} is writable`) ? 'dir-mode'
+      : why.startsWith(`${up} is owned`) ? 'up-owner'
+      : why.startsWith(`${up} is writable`) ? 'up-mode'
+      : `other: ${why}`
+
+  it('owner and mode of the directory and of the one above it, over the whole mode space (fast-check)', () => {
+    // Owners: really chowned when root; otherwise the files are ours and the uid asked about varies.
+    const owners = IS_ROOT ? [0, 1000, 65534] : [me]
+    const askers = IS_ROOT ? [0, 65534] : [me, me + 1]
+    const reached = new Map<string, number>()
+    // Any mode up to sticky+0777, and often the usual ones.
+    const mode = fc.oneof(fc.integer({min: 0, max: 0o1777}), fc.constantFrom(0o700, 0o755, 0o777, 0o1777, 0o775, 0o1770))
+    fc.assert(
+      fc.property(
+        fc.record({mode, uid: fc.constantFrom(...owners)}),
+        fc.record({mode, uid: fc.constantFrom(...owners)}),
+        fc.constantFrom(...askers),
+        (dir, up, uid) => {
+          const upPath = join(freshDir(), 'up')
+          const dirPath = join(upPath, 'smtpdcheck')
+          mkdirSync(dirPath, {recursive: true})
+          for (const [path, spec] of [[dirPath, dir], [upPath, up]] as const) {
+            if (IS_ROOT) chownSync(path, spec.uid, spec.uid)
+            chmodSync(path, spec.mode)
+          }
+          const expected = oracle(dir, up, uid)
+          reached.set(expected, (reached.get(expected) ?? 0) + 1)
+          const got = cacheDirectory(dirPath, false, uid)
+          expect(kind(got.why, dirPath, upPath)).toBe(expected)
+          if (expected === 'trusted') expect(got.real).toBe(dirPath)
+        },
+      ),
+      {numRuns: 400},
+    )
+    // Not root: every file is ours, so "the directory above is someone else's" cannot be made.
+    const branches = ['trusted', 'dir-owner', 'dir-mode', 'up-mode', ...(IS_ROOT ? ['up-owner'] : [])]
+    for (const branch of branches) expect(reached.get(branch) ?? 0, branch).toBeGreaterThanOrEqual(5)
+  })
+
+  it('a symbolic link above the directory is resolved: the real path is the one used', () => {
+    const realUp = freshDir()
+    mkdirSync(join(realUp, 'smtpdcheck'), {mode: 0o700})
+    const link = join(freshDir(), 'link')
+    symlinkSync(realUp, link)
+    expect(cacheDirectory(join(link, 'smtpdcheck'), false)).toEqual({real: join(realUp, 'smtpdcheck')})
+  })
+
+  it('a missing directory: missing when reading; made 0700 component by component when writing', () => {
+    const up = freshDir()
+    const dir = join(up, 'a', 'b', 'smtpdcheck')
+    expect(cacheDirectory(dir, false)).toEqual({missing: true})
+    expect(cacheDirectory(dir, true)).toEqual({real: dir})
+    for (const path of [join(up, 'a'), join(up, 'a', 'b'), dir]) expect(statSync(path).mode & 0o7777).toBe(0o700)
+  })
+
+  it('nothing is made under a directory others may write (0777, not sticky), nor through a link there', () => {
+    const open = freshDir()
+    chmodSync(open, 0o777)
+    const elsewhere = freshDir()
+    symlinkSync(elsewhere, join(open, 'planted'))
+    expect(cacheDirectory(join(open, 'smtpdcheck'), true).why).toMatch(/is writable by group or others and not sticky \(mode 777\)$/)
+    expect(cacheDirectory(join(open, 'planted', 'smtpdcheck'), true).why).toMatch(/is writable by group or others and not sticky \(mode 777\)$/)
+    expect(readdirSync(open)).toEqual(['planted'])
+    expect(readdirSync(elsewhere)).toEqual([])
+  })
+})
+
+describe('FileCache in a long-lived process (serve): save again and again', () => {
+  it('each save writes what was learned since; a directory made unfit between saves is said once, then used again when fixed', async () => {
+    const xdg = freshDir()
+    const dir = join(xdg, 'smtpdcheck')
+    const path = join(dir, 'cache.json')
+    let now = 1000
+    const said: string[] = []
+    const cache = new FileCache(path, TTLS, {now: () => now, say: (m) => said.push(m)})
+    cache.lookup('127.0.0.1', 25)
+    cache.note(attempt('refused'))
+    await cache.save()
+    await cache.save() // nothing new: nothing written
+    expect(said).toEqual([`ignored ${path}: missing`, `wrote 1 entry to ${path}`])
+    chmodSync(dir, 0o777)
+    for (const address of ['127.0.0.2', '127.0.0.3']) {
+      now += 1000
+      cache.note(attempt('refused', 1, {address}))
+      await cache.save()
+    }
+    expect(said.slice(2)).toEqual([`off: ${dir} is writable by group or others (mode 777)`])
+    expect([...(parseCache(readFileSync(path, 'utf8')) as Map<string, unknown>).keys()]).toEqual(['127.0.0.1:25'])
+    chmodSync(dir, 0o700)
+    await cache.save() // what was learned while off is still owed
+    expect(said.at(-1)).toBe(`wrote 3 entries to ${path}`)
+    expect(readdirSync(dir)).toEqual(['cache.json'])
   })
 })
