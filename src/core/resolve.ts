@@ -2,7 +2,7 @@
 import dns from 'node:dns'
 import {readFile} from 'node:fs/promises'
 
-import {hostPort, literalFamily, normalizeAddress, type HostPort} from './grammar.js'
+import {familyOf, hostPort, literalFamily, normalizeAddress, type HostPort} from './grammar.js'
 
 export type LookupOutcome = 'resolved' | 'nxdomain' | 'no-address' | 'dns-error'
 
@@ -85,9 +85,9 @@ export function hostsAddresses(text: string, name: string): string[] {
   for (const line of text.split('\n')) {
     const [address, ...names] = line.replace(/#.*/, '').trim().split(/\s+/)
     if (!names.some((n) => n.toLowerCase().replace(/\.$/, '') === name)) continue
-    const family = literalFamily(address)
-    if (family === 6) v6.push(normalizeAddress(address))
-    else if (family === 4) v4.push(normalizeAddress(address))
+    if (literalFamily(address) === 0) continue
+    const normal = normalizeAddress(address) // ::ffff:a.b.c.d is IPv4
+    ;(familyOf(normal) === 6 ? v6 : v4).push(normal)
   }
   return [...v6, ...v4]
 }
