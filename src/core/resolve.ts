@@ -87,7 +87,8 @@ export function hostsAddresses(text: string, name: string): string[] {
     if (!names.some((n) => n.toLowerCase().replace(/\.$/, '') === name)) continue
     if (literalFamily(address) === 0) continue
     const normal = normalizeAddress(address) // ::ffff:a.b.c.d is IPv4
-    ;(familyOf(normal) === 6 ? v6 : v4).push(normal)
+    if (familyOf(normal) === 6) v6.push(normal)
+    else v4.push(normal)
   }
   return [...v6, ...v4]
 }
