@@ -1,6 +1,8 @@
 // Name resolution (SPEC §7): the system resolver, or A and AAAA straight from --dns-server.
 import dns from 'node:dns'
-import {hostPort, normalizeAddress, type HostPort} from './grammar.js'
+import {readFile} from 'node:fs/promises'
+
+import {familyOf, hostPort, literalFamily, normalizeAddress, type HostPort} from './grammar.js'
 
 export type LookupOutcome = 'resolved' | 'nxdomain' | 'no-address' | 'dns-error'
 
@@ -34,43 +36,77 @@ function found(addresses: string[]): Lookup {
   return list.length > 0 ? {outcome: 'resolved', addresses: list} : {outcome: 'no-address', addresses: []}
 }
 
-/** getaddrinfo through dns.lookup: honours /etc/hosts and nsswitch, both families, system order. */
-export const systemResolver: Resolver = async (name) => {
-  try {
-    const results = await dns.promises.lookup(name, {all: true, family: 0, order: 'verbatim'})
-    return found(results.map((result) => result.address))
-  } catch (error) {
-    return failure(error)
-  }
-}
-
-/** Per-query timeout of the --dns-server resolver; the server budget still bounds the whole lookup. */
+/** Per-query timeout of the c-ares resolvers; the server budget still bounds the whole lookup. */
 const DNS_QUERY_TIMEOUT_MS = 2000
 const DNS_TRIES = 2
 
 /**
- * Ask one DNS server for A and AAAA in parallel. The order tried is AAAA then A (RFC 8305
- * prefers IPv6 first); each family keeps the server's order.
+ * Ask A and AAAA in parallel through one c-ares resolver (cancellable, no thread pool). The
+ * order tried is AAAA then A (RFC 8305 prefers IPv6 first); each family keeps the server's order.
  */
+async function resolveBoth(resolver: dns.promises.Resolver, name: string, signal: AbortSignal): Promise<Lookup> {
+  const cancel = () => resolver.cancel()
+  if (signal.aborted) return failure('cancelled')
+  signal.addEventListener('abort', cancel, {once: true})
+  try {
+    const [v6, v4] = await Promise.allSettled([resolver.resolve6(name), resolver.resolve4(name)])
+    const addresses = [v6, v4].flatMap((result) => (result.status === 'fulfilled' ? result.value : []))
+    if (addresses.length > 0) return found(addresses)
+    const errors = [v6, v4].map((result) => (result.status === 'rejected' ? failure(result.reason) : undefined))
+    // NXDOMAIN from either query is final; otherwise an error wins over "no data".
+    return (
+      errors.find((e) => e?.outcome === 'nxdomain') ??
+      errors.find((e) => e?.outcome === 'dns-error') ??
+      {outcome: 'no-address', addresses: []}
+    )
+  } finally {
+    signal.removeEventListener('abort', cancel)
+  }
+}
+
+/** Ask one DNS server (--dns-server) for A and AAAA. */
 export function dnsServerResolver(server: HostPort): Resolver {
-  return async (name, signal) => {
+  return (name, signal) => {
     const resolver = new dns.promises.Resolver({timeout: DNS_QUERY_TIMEOUT_MS, tries: DNS_TRIES})
     resolver.setServers([hostPort(server.address, server.port)])
-    const cancel = () => resolver.cancel()
-    signal.addEventListener('abort', cancel, {once: true})
-    try {
-      const [v6, v4] = await Promise.allSettled([resolver.resolve6(name), resolver.resolve4(name)])
-      const addresses = [v6, v4].flatMap((result) => (result.status === 'fulfilled' ? result.value : []))
-      if (addresses.length > 0) return found(addresses)
-      const errors = [v6, v4].map((result) => (result.status === 'rejected' ? failure(result.reason) : undefined))
-      // NXDOMAIN from either query is final; otherwise an error wins over "no data".
-      return (
-        errors.find((e) => e?.outcome === 'nxdomain') ??
-        errors.find((e) => e?.outcome === 'dns-error') ??
-        {outcome: 'no-address', addresses: []}
-      )
-    } finally {
-      signal.removeEventListener('abort', cancel)
-    }
+    return resolveBoth(resolver, name, signal)
   }
+}
+
+export const HOSTS_FILE = '/etc/hosts'
+
+/**
+ * The addresses /etc/hosts gives `name` (lower case, no trailing dot), IPv6 first, each family
+ * in file order; lines that are not `address name…` are skipped, as the C library does.
+ */
+export function hostsAddresses(text: string, name: string): string[] {
+  const v6: string[] = []
+  const v4: string[] = []
+  for (const line of text.split('\n')) {
+    const [address, ...names] = line.replace(/#.*/, '').trim().split(/\s+/)
+    if (!names.some((n) => n.toLowerCase().replace(/\.$/, '') === name)) continue
+    if (literalFamily(address) === 0) continue
+    const normal = normalizeAddress(address) // ::ffff:a.b.c.d is IPv4
+    if (familyOf(normal) === 6) v6.push(normal)
+    else v4.push(normal)
+  }
+  return [...v6, ...v4]
+}
+
+/**
+ * The system resolver (SPEC §7), as nsswitch's `files dns`: /etc/hosts first, then the
+ * name servers of /etc/resolv.conf through c-ares. Not getaddrinfo: its calls share libuv's
+ * four threads, cannot be cancelled, and a hung one holds the process exit.
+ */
+export const systemResolver: Resolver = async (name, signal) => {
+  const wanted = name.toLowerCase().replace(/\.$/, '')
+  let hosts = ''
+  try {
+    hosts = await readFile(HOSTS_FILE, 'latin1')
+  } catch {
+    // No /etc/hosts: DNS alone, as the C library does.
+  }
+  const local = hostsAddresses(hosts, wanted)
+  if (local.length > 0) return found(local)
+  return resolveBoth(new dns.promises.Resolver({timeout: DNS_QUERY_TIMEOUT_MS, tries: DNS_TRIES}), wanted, signal)
 }

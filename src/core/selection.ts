@@ -41,3 +41,55 @@ export function selectCandidates(entries: readonly Entry[], isLocal: (entry: Ent
   const candidates = notLocal.filter((entry) => entry.index < firstLocal)
   return {candidates, local, reason: 'local host has no priority: candidates stand before it'}
 }
+
+/** What is known of one entry being the local host: true, false, or undefined while its lookup runs. */
+export type Localness = boolean | undefined
+
+/** Where selection stands for one entry: known to be probed, known not to be, or not yet known. */
+export type Decision = 'candidate' | 'excluded' | undefined
+
+/**
+ * SPEC §3, incrementally: an entry is decided once every completion of the pending lookups
+ * gives it the same fate. A `prio:` entry p is a candidate iff it is not local, no entry of
+ * priority ≤ p is local, and either some `prio:` entry is local or no entry without a
+ * priority before it is; an entry without a priority iff neither it nor any entry before it
+ * is local. So a `prio:` entry waits for the entries of priority ≤ p and, while no `prio:`
+ * entry is known local, for the entries without a priority before it (and, once one of
+ * those is local, for the pending entries of higher priority that could make it a
+ * candidate again). Linear in the number of entries.
+ */
+export function decide(entries: readonly Entry[], local: readonly Localness[]): Decision[] {
+  let minLocalPrio = Infinity
+  let minOpenPrio = Infinity // lowest priority not known to be not-local
+  let maxOpenPrio = -Infinity
+  for (const [i, entry] of entries.entries()) {
+    if (entry.prio === undefined || local[i] === false) continue
+    if (local[i] === true) minLocalPrio = Math.min(minLocalPrio, entry.prio)
+    minOpenPrio = Math.min(minOpenPrio, entry.prio)
+    maxOpenPrio = Math.max(maxOpenPrio, entry.prio)
+  }
+  const anyPrioLocal = minLocalPrio < Infinity
+  const decisions: Decision[] = []
+  let localBefore = false // some entry before this one is local
+  let openBefore = false // some entry before this one is local or pending
+  let bareLocalBefore = false // the same, for entries without a priority
+  let bareOpenBefore = false
+  for (const [i, entry] of entries.entries()) {
+    const self = local[i]
+    if (entry.prio === undefined) {
+      if (self === true || localBefore) decisions.push('excluded')
+      else if (self === false && !openBefore) decisions.push('candidate')
+      else decisions.push(undefined)
+    } else {
+      const p = entry.prio
+      if (self === true || minLocalPrio <= p || (bareLocalBefore && maxOpenPrio <= p)) decisions.push('excluded')
+      else if (self === false && minOpenPrio > p && (anyPrioLocal || !bareOpenBefore)) decisions.push('candidate')
+      else decisions.push(undefined)
+    }
+    if (self !== false) openBefore = true
+    if (self === true) localBefore = true
+    if (entry.prio === undefined && self !== false) bareOpenBefore = true
+    if (entry.prio === undefined && self === true) bareLocalBefore = true
+  }
+  return decisions
+}

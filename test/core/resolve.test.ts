@@ -5,7 +5,7 @@ import {beforeAll, afterAll, describe, expect, it} from 'vitest'
 import {attemptSmtp} from '../../src/core/attempt.js'
 import {check} from '../../src/core/check.js'
 import {parseServerList} from '../../src/core/grammar.js'
-import {dnsServerResolver, systemResolver} from '../../src/core/resolve.js'
+import {dnsServerResolver, hostsAddresses, systemResolver} from '../../src/core/resolve.js'
 import {startDns} from '../../fixtures/dns.js'
 import {startSmtp, until} from '../../fixtures/smtp.js'
 import {runCli} from '../cli.js'
@@ -91,6 +91,30 @@ describe('systemResolver', () => {
     expect(r.outcome).toBe('resolved')
     expect(r.addresses.length).toBeGreaterThan(0)
     for (const address of r.addresses) expect(['127.0.0.1', '::1']).toContain(address)
+  })
+})
+
+describe('hostsAddresses (the /etc/hosts part of the system resolver)', () => {
+  const text = [
+    '# comment 192.0.2.9 mx.test',
+    '127.0.0.1\tlocalhost',
+    '192.0.2.1  MX.test mx-alias   # trailing comment mx.other',
+    '::ffff:192.0.2.2 mx.test',
+    '2001:DB8::1 mx.test.',
+    'fe80::1%eth0 mx.test',
+    '0x7f.0.0.1 mx.test',
+    'not-an-address mx.test',
+    '192.0.2.3',
+    '192.0.2.4 mx.test',
+  ].join('\n')
+  it.each([
+    ['mx.test', ['2001:db8::1', '192.0.2.1', '192.0.2.2', '192.0.2.4']], // IPv6 first, each family in file order
+    ['mx-alias', ['192.0.2.1']],
+    ['localhost', ['127.0.0.1']],
+    ['mx.other', []], // only in a comment
+    ['192.0.2.3', []], // an address is not a name
+  ])('%s', (name, want) => {
+    expect(hostsAddresses(text, name)).toEqual(want)
   })
 })
 
