@@ -55,15 +55,18 @@ const MX_TRIES = 2
  * anything that is not a host name before or after conversion, is a usage error.
  */
 export function parseMxDomain(text: string): string {
-  const bad = (why: string) => new UsageError(`bad --mx "${printable(text)}": ${why}`)
+  const bad = (why: string) => new UsageError(`bad --mx "${printable(text)}": ${printable(why)}`)
   const literal = (t: string) => literalFamily(t.replace(/^\[(.*)\]$/, '$1')) !== 0 || /^[\d.]*\d[\d.]*$/.test(t)
   if (text === '') throw bad('empty domain')
   if (literal(text)) throw bad('an address literal, not a domain')
-  const ascii = /^[\x21-\x7e]*$/.test(text) ? text : domainToASCII(text)
+  // An ASCII word gets the grammar's reason; then punycode labels (xn--) are checked too.
+  const problem = /^[\x00-\x7f]*$/.test(text) ? hostnameProblem(text) : undefined
+  if (problem) throw bad(problem)
+  const ascii = domainToASCII(text)
   if (ascii === '') throw bad('not a valid internationalized domain name')
   if (literal(ascii)) throw bad('an address literal, not a domain')
-  const problem = hostnameProblem(ascii)
-  if (problem) throw bad(problem)
+  const converted = hostnameProblem(ascii)
+  if (converted) throw bad(`${converted} (as ${ascii})`)
   return ascii.toLowerCase().replace(/\.$/, '')
 }
 
