@@ -77,6 +77,14 @@ describe('--mx DOMAIN: the list from DNS', () => {
     expect(await w.run(['--mx', 'alias.test'])).toMatchObject({status: 1, stdout: 'mxb.test\n', stderr: ''})
   })
 
+  it('a CNAME to a name without MX records (c-ares gives an empty list, not ENODATA): the implicit MX', async () => {
+    const w = await world({'alias.test': {CNAME: 'host.test'}, 'host.test': {A: ['127.0.13.1']}})
+    const r = await w.run(['--json', '--mx', 'alias.test'])
+    expect(r.status).toBe(1)
+    expect(JSON.parse(r.stdout).mx.outcome).toBe('implicit')
+    expect(words(r.stdout)).toEqual(['0:alias.test'])
+  })
+
   it('a null MX (0 .) → no candidate, exit 0, nothing probed', async () => {
     const w = await world({'null.test': {MX: [[0, '.']]}})
     const r = await w.run(['--verbose', '--mx', 'null.test'])
@@ -93,6 +101,8 @@ describe('--mx DOMAIN: the list from DNS', () => {
     expect(r.status).toBe(1)
     expect(JSON.parse(r.stdout).mx.outcome).toBe('mx')
     expect(words(r.stdout)).toEqual(['10:mxa.test'])
+    // Ignored, not refused as a bad exchange.
+    expect((await w.run(['--verbose', '--mx', 'dots.test'])).stderr).not.toMatch(/skipped/)
   })
 
   it('NXDOMAIN → no candidate, exit 0, nothing probed', async () => {
