@@ -116,7 +116,7 @@ describe('--mx DOMAIN: the list from DNS', () => {
   it.each([
     ['SERVFAIL', {servfail: true}, /server failure \(SERVFAIL\)/],
     ['REFUSED', {refused: true}, /query refused \(REFUSED\)/],
-    ['no answer', {silent: true}, /no answer within 1 s \(ETIMEOUT\)/],
+    ['no answer', {silent: true}, /no answer within --timeout 1 s \(ETIMEOUT\)/],
   ])('%s → exit 2, one line naming the domain and the error, nothing probed', async (_, name, why) => {
     const w = await world({'broken.test': {...name, MX: [[10, 'mxa.test']]}})
     const r = await w.run(['--timeout', '1', '--mx', 'broken.test'])

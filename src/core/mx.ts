@@ -113,6 +113,8 @@ function classify(domain: string, answers: ReadonlyArray<{priority: number; exch
   return {outcome: 'mx' as const, records, ...mxEntries(records)}
 }
 
+/** The code of a lookup ended by its budget (c-ares's own timeout is ETIMEOUT). */
+const BUDGET_RAN_OUT = 'budget'
 const NXDOMAIN_CODES = new Set(['ENOTFOUND', 'NXDOMAIN'])
 const NODATA_CODES = new Set(['ENODATA'])
 
@@ -129,7 +131,7 @@ export async function lookupMx(domain: string, deps: MxDeps): Promise<MxResult> 
   if (deps.signal?.aborted) onParent()
   let timer: NodeJS.Timeout | undefined
   const expired = new Promise<never>((_, reject) => {
-    const onAbort = () => reject(Object.assign(new Error('cancelled'), {code: controller.signal.reason === 'timeout' ? 'ETIMEOUT' : 'ECANCELLED'}))
+    const onAbort = () => reject(Object.assign(new Error('cancelled'), {code: controller.signal.reason === 'timeout' ? BUDGET_RAN_OUT : 'ECANCELLED'}))
     if (controller.signal.aborted) onAbort()
     controller.signal.addEventListener('abort', onAbort, {once: true})
     if (deps.timeoutMs > 0) timer = setTimeout(() => controller.abort('timeout'), deps.timeoutMs)
@@ -157,7 +159,8 @@ function describeDnsError(code: string, timeoutMs: number): string {
   const words: Record<string, string> = {
     ESERVFAIL: 'server failure (SERVFAIL)',
     EREFUSED: 'query refused (REFUSED)',
-    ETIMEOUT: timeoutMs > 0 ? `no answer within ${timeoutMs / 1000} s (ETIMEOUT)` : 'no answer (ETIMEOUT)',
+    [BUDGET_RAN_OUT]: `no answer within --timeout ${timeoutMs / 1000} s (ETIMEOUT)`,
+    ETIMEOUT: 'no answer from the DNS server (ETIMEOUT)',
     ECONNREFUSED: 'DNS server unreachable (ECONNREFUSED)',
   }
   return words[code] ?? `DNS error (${printable(code)})`
