@@ -162,6 +162,7 @@ function describeDnsError(code: string, timeoutMs: number): string {
     [BUDGET_RAN_OUT]: `no answer within --timeout ${timeoutMs / 1000} s (ETIMEOUT)`,
     ETIMEOUT: 'no answer from the DNS server (ETIMEOUT)',
     ECONNREFUSED: 'DNS server unreachable (ECONNREFUSED)',
+    ECANCELLED: 'cancelled (ECANCELLED)',
   }
   return words[code] ?? `DNS error (${printable(code)})`
 }
