@@ -63,6 +63,7 @@ async function world() {
 
 describe('the JSON schema and its validator', () => {
   const good = {
+    mx: null,
     stop: null,
     entries: [{name: 'a.test', host: 'a.test', kind: 'name', prio: 10, local: false, candidate: true, probed: true, available: false, note: null,
       lookup: {outcome: 'resolved', addresses: ['127.0.0.1'], error: null, startMs: 0, endMs: 2}, addresses: ['127.0.0.1'],
@@ -161,6 +162,32 @@ describe('--verbose', () => {
       expect(verbose.stderr).toMatch(/nx\.test: lookup nxdomain/)
       expect(lines.at(-1)).toMatch(plain.status === 1 ? /mx\.test is available: exit 1$/ : /no candidate is available: exit 0$/)
     }
+  })
+
+  it('--mx: every outcome gives a valid document with the mx member; --verbose lines in the same style, stdout unchanged', async () => {
+    const {port, dns} = await world()
+    const zone = await keep(startDns({
+      'list.test': {MX: [[20, 'nx.test'], [10, '127.0.0.111'], [30, 'bad_name\x07.test'], [40, '.']]},
+      'nodata.test': {A: ['127.0.0.112']},
+      'null.test': {MX: [[0, '.']]},
+    }, {host: '127.0.13.54'}))
+    const base = ['--no-cache', '--port', String(port), '--dns-server', zone.address]
+    const outcomes = []
+    for (const domain of ['list.test', 'nodata.test', 'null.test', 'nosuch.test']) {
+      const [plain, json, verbose] = await Promise.all([runCli([...base, '--mx', domain]), runCli([...base, '--json', '--mx', domain]), runCli([...base, '--verbose', '--mx', domain])])
+      const doc = JSON.parse(json.stdout)
+      expect(validate(doc)).toEqual([])
+      outcomes.push(doc.mx.outcome)
+      expect([json.status, verbose.status, verbose.stdout]).toEqual([plain.status, plain.status, plain.stdout])
+      for (const line of verbose.stderr.trimEnd().split('\n')) expect(line).toMatch(/^\+ {0,2}\d+ms \S/)
+      expect(verbose.stderr).not.toMatch(/[\x00-\x08\x0b-\x1f\x7f]/)
+      expect(verbose.stderr).toMatch(new RegExp(`^\\+ {0,2}\\d+ms MX ${domain.replace('.', '\\.')}`))
+    }
+    expect(outcomes).toEqual(['mx', 'implicit', 'null', 'nxdomain'])
+    const list = JSON.parse((await runCli([...base, '--json', '--mx', 'list.test'])).stdout)
+    expect(list.mx.records).toEqual([{prio: 10, exchange: '127.0.0.111'}, {prio: 20, exchange: 'nx.test'}, {prio: 30, exchange: 'bad_name\\\\007.test'}, {prio: 40, exchange: '.'}])
+    // Without --mx the member is there, null.
+    expect(JSON.parse((await runCli([...base, '--json', '127.0.0.111'])).stdout).mx).toBeNull()
   })
 
   it('an empty server list: no candidate, exit 0, and --verbose says so', async () => {

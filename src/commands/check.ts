@@ -7,8 +7,9 @@ import {defaultCachePath, FileCache} from '../core/cache-file.js'
 import {check, type CheckOptions} from '../core/check.js'
 import {FatalError, UsageError} from '../core/errors.js'
 import {MAX_TIMER_SECONDS, parseDnsServer, parseInteger, parseSeconds, parseServerList, parseStop} from '../core/grammar.js'
+import {lookupMx, mxResolver, parseMxDomain, type MxResult} from '../core/mx.js'
 import {DEFAULT_ATTEMPT_DELAY_MS} from '../core/race.js'
-import {formatEvent, toJson} from '../core/report.js'
+import {formatEvent, formatMxEvent, toJson} from '../core/report.js'
 import {dnsServerResolver, systemResolver} from '../core/resolve.js'
 
 const USAGE = 'usage: smtpdcheck [--stop {ip-addr|name}] [--timeout seconds] [options] [prio:]server ...'
@@ -60,7 +61,7 @@ export default class Check extends Command {
   static override summary = 'Is a more preferred MX of this domain up right now?'
   static override description = `Probes the SMTP servers that are more preferred than the local host (--stop) and prints the first one that greets with 220.
 Exit status: 1 and the server's name on stdout when one is available; 0 when none is; 2 on a usage error, a --stop lookup failure or a system error.`
-  static override usage = ['[--stop {ip-addr|name}] [--timeout seconds] [options] [prio:]server ...']
+  static override usage = ['[--stop {ip-addr|name}] [--timeout seconds] [options] [prio:]server ...', '[--stop {ip-addr|name}] [--timeout seconds] [options] --mx DOMAIN']
   static override examples = [
     {description: 'Always exits 0: the local host s2 has the same priority as s1.', command: 'smtpdcheck --stop s2.domain.com 10:s1.domain.com 10:s2.domain.com 20:s3.domain.com'},
     {description: 'Prints s1.domain.com and exits 1 if s1.domain.com is up.', command: 'smtpdcheck --stop s2.domain.com 10:s1.domain.com 20:s2.domain.com 30:s3.domain.com'},
@@ -73,6 +74,7 @@ Exit status: 1 and the server's name on stdout when one is available; 0 when non
     timeout: Flags.string({summary: `Budget per server in seconds, lookup included; 0 = no limit. [default: ${DEFAULT_TIMEOUT_S}]`, helpValue: 'seconds'}),
     port: Flags.string({summary: `TCP port to probe. [default: ${DEFAULT_PORT}]`, helpValue: 'N'}),
     'attempt-delay': Flags.string({summary: `Milliseconds before the next address of a host is tried while earlier attempts go on. [default: ${DEFAULT_ATTEMPT_DELAY_MS}]`, helpValue: 'MS'}),
+    mx: Flags.string({summary: "Look DOMAIN's MX records up and use them as the server list (RFC 5321 §5.1, RFC 7505).", helpValue: 'DOMAIN'}),
     'dns-server': Flags.string({summary: 'Send A and AAAA queries straight to this DNS server instead of the system resolver.', helpValue: 'ADDR[:PORT]'}),
     ipv4: Flags.boolean({char: '4' as 'a', summary: 'Probe IPv4 addresses only.', exclusive: ['ipv6']}),
     ipv6: Flags.boolean({char: '6' as 'a', summary: 'Probe IPv6 addresses only.', exclusive: ['ipv4']}),
@@ -95,7 +97,10 @@ Exit status: 1 and the server's name on stdout when one is available; 0 when non
     precheck(this.argv)
     const {flags, argv, nonExistentFlags} = await this.parse(Check)
     if (nonExistentFlags?.length) throw new UsageError(`unknown option "${nonExistentFlags[0]}" (see smtpdcheck --help)`)
-    const options: CheckOptions = {
+    // --mx DOMAIN (issue 11): parsed with the other values, looked up before check() below.
+    const mxDomain = flags.mx === undefined ? undefined : parseMxDomain(flags.mx)
+    if (mxDomain !== undefined && argv.length > 0) throw new UsageError(`--mx and server words cannot be used together (one or the other gives the list)`)
+    let options: CheckOptions = {
       entries: parseServerList(argv as string[]),
       stop: flags.stop === undefined ? undefined : parseStop(flags.stop),
       timeoutMs: 1000 * (flags.timeout === undefined ? DEFAULT_TIMEOUT_S : parseSeconds('timeout', flags.timeout, MAX_TIMER_SECONDS)),
@@ -123,6 +128,20 @@ Exit status: 1 and the server's name on stdout when one is available; 0 when non
     process.once('SIGINT', onSignal)
     process.once('SIGTERM', onSignal)
 
+    // --mx DOMAIN: the MX lookup has its own budget, before the servers' budgets start.
+    let mx: MxResult | undefined
+    if (mxDomain !== undefined) {
+      const server = flags['dns-server'] === undefined ? undefined : parseDnsServer(flags['dns-server'])
+      mx = await lookupMx(mxDomain, {
+        resolveMx: mxResolver(server),
+        timeoutMs: options.timeoutMs,
+        now: () => Number(process.hrtime.bigint()) / 1e6,
+        signal: interrupt.signal,
+        onEvent: flags.verbose ? (event) => process.stderr.write(`${formatMxEvent(event)}\n`) : undefined,
+      })
+      options = {...options, entries: mx.entries}
+    }
+
     const report = await check(options, {
       resolver,
       attempt: attemptSmtp,
@@ -132,7 +151,7 @@ Exit status: 1 and the server's name on stdout when one is available; 0 when non
       signal: interrupt.signal,
       onEvent: flags.verbose ? (event) => process.stderr.write(`${formatEvent(event)}\n`) : undefined,
     })
-    if (flags.json) process.stdout.write(`${JSON.stringify(toJson(report), null, 2)}\n`)
+    if (flags.json) process.stdout.write(`${JSON.stringify(toJson(report, mx), null, 2)}\n`)
     else if (report.winner) process.stdout.write(`${report.winner.name}\n`)
     await cache?.save()
     process.exit(report.exitCode)

@@ -2,6 +2,7 @@
 import type {Report, TraceEvent} from './check.js'
 import {hostPort, type Entry} from './grammar.js'
 import {printable} from './greeting.js'
+import type {MxEvent, MxResult} from './mx.js'
 import type {AttemptRecord} from './race.js'
 
 const word = (entry: Entry) => (entry.prio === undefined ? entry.name : `${entry.prio}:${entry.name}`)
@@ -47,12 +48,34 @@ export function formatEvent(event: TraceEvent): string {
   }
 }
 
+const MX_OUTCOME: Record<MxResult['outcome'], string> = {
+  mx: 'the MX records, in preference order',
+  implicit: 'no MX record (NODATA): the implicit MX, the domain itself at preference 0',
+  null: 'a null MX (RFC 7505): the domain takes no mail, no candidate',
+  nxdomain: 'no such domain (NXDOMAIN): no candidate',
+}
+
+/** The --verbose lines of the MX lookup (--mx), without the final newline. */
+export function formatMxEvent(event: MxEvent): string {
+  const at = `+${String(event.ms).padStart(3)}ms `
+  const {domain, outcome, records, notes, startMs, endMs} = event.result
+  const list = records.length > 0 ? `: ${records.map((r) => `${r.prio}:${printable(r.exchange)}`).join(' ')}` : ''
+  const lines = [`MX ${domain}${list} after ${Math.round(endMs - startMs)}ms`, `MX ${domain}: ${MX_OUTCOME[outcome]}`, ...notes.map((note) => `MX ${domain}: ${note}`)]
+  return lines.map((line) => at + line).join('\n')
+}
+
+/** The --json `mx` member: what --mx looked up, or null without --mx. */
+function mxJson(mx: MxResult | undefined) {
+  return mx ? {domain: mx.domain, outcome: mx.outcome, records: mx.records.map(({prio, exchange}) => ({prio, exchange: printable(exchange)}))} : null
+}
+
 /** The --json document; its schema is docs/report.schema.json (test/report.test.ts holds every document to it). */
-export function toJson(report: Report) {
+export function toJson(report: Report, mx?: MxResult) {
   const candidates = new Set(report.selection.candidates)
   const local = new Set(report.selection.local)
   const probed = new Map(report.servers.map((server) => [server.entry, server]))
   return {
+    mx: mxJson(mx),
     stop: report.stop ?? null,
     entries: report.entries.map((entry) => {
       const server = probed.get(entry)

@@ -1,10 +1,12 @@
-// Interop (issue 7): the README's Exim recipe, run for real. A private Exim daemon is a
-// secondary MX on 127.0.0.36 whose RCPT ACL looks the recipient domain's MX records up
-// (dnsdb) and runs smtpdcheck (fixtures/interop/exim-secondary.conf). Exim runs in a private
-// mount namespace whose /etc/resolv.conf names a dnsmasq fixture on 127.0.0.38:53 (the
-// host's resolv.conf is untouched): example.test's MX records are 10 mx1.example.test
-// (127.0.0.37, a fixture primary) and 20 mx2.example.test (127.0.0.36, Exim itself).
+// Interop (issues 7, 11): the README's Exim recipe, run for real. A private Exim daemon is a
+// secondary MX on 127.0.0.36 whose RCPT ACL runs `smtpdcheck --stop $received_ip_address
+// --mx $domain` (fixtures/interop/exim-secondary.conf; the ACL statements are read from
+// README.md). Exim runs in a private mount namespace whose /etc/resolv.conf names a dnsmasq
+// fixture on 127.0.0.38:53 (the host's resolv.conf is untouched), so smtpdcheck's MX and
+// address lookups go there: example.test's MX records are 10 mx1.example.test (127.0.0.37,
+// a fixture primary) and 20 mx2.example.test (127.0.0.36, Exim itself).
 // An SMTP client talks to Exim up to RCPT.
+import {readFileSync} from 'node:fs'
 import net from 'node:net'
 import {afterAll, beforeAll, describe, expect, it} from 'vitest'
 
@@ -17,6 +19,18 @@ const PRIMARY = '127.0.0.37'
 const RESOLVER = '127.0.0.38'
 const skip = cannotRun(EXIM, {root: true, user: 'Debian-exim', mountNamespace: true}) ?? cannotRun(DNSMASQ)
 if (skip) console.warn(`interop/exim-secondary skipped: ${skip}`)
+
+/**
+ * The README's Exim ACL statements, word for word: the indented block after "In the RCPT
+ * ACL" in "Use with Exim", with the README's 4-space code indentation removed.
+ */
+function readmeRecipe(): string {
+  const readme = readFileSync(new URL('../../README.md', import.meta.url), 'utf8')
+  const section = readme.slice(readme.indexOf('## Use with Exim'))
+  const block = /In the RCPT ACL[^\n]*\n\n((?: {4}[^\n]*\n)+)/.exec(section)
+  if (!block) throw new Error('README: no Exim RCPT ACL block in "Use with Exim"')
+  return block[1].replace(/^ {4}/gm, '').trimEnd()
+}
 
 /**
  * Talk SMTP to host:port: read the greeting, then send each command after the reply to the
@@ -62,19 +76,20 @@ describe.skipIf(skip !== undefined)(`Exim as a secondary MX running smtpdcheck${
   let primary: Awaited<ReturnType<typeof startSmtp>>
   let exim: Awaited<ReturnType<typeof startExim>>
   beforeAll(async () => {
-    // best.test: Exim is the most preferred MX. broken.test: a name smtpdcheck refuses (exit 2).
-    // nomx.test: no MX record (NXDOMAIN), an empty list.
+    // best.test: Exim is the most preferred MX. nomx.test: NXDOMAIN. plain.test: an address
+    // (the primary's), no MX: the implicit MX. junk.test: an exchange smtpdcheck skips, then
+    // Exim. broken.example: outside the fixture's zone, no upstream: dnsmasq refuses it.
     dns = await startDnsmasq({
       host: RESOLVER,
       port: 53,
-      hosts: [`${PRIMARY} mx1.example.test`, `${SECONDARY} mx2.example.test`],
+      hosts: [`${PRIMARY} mx1.example.test`, `${SECONDARY} mx2.example.test`, `${PRIMARY} plain.test`],
       options: ['example.test,mx1.example.test,10', 'example.test,mx2.example.test,20', 'best.test,mx2.example.test,10',
-        'best.test,mx1.example.test,20', 'broken.test,bad_name.test,10', 'broken.test,mx2.example.test,20'].map((mx) => `--mx-host=${mx}`),
+        'best.test,mx1.example.test,20', 'junk.test,bad_name.test,10', 'junk.test,mx2.example.test,20'].map((mx) => `--mx-host=${mx}`),
     })
     primary = await startSmtp({host: PRIMARY, greeting: '220 primary.test ESMTP\r\n'})
     exim = await startExim(SECONDARY, {
       template: 'exim-secondary.conf',
-      values: {NODE: process.execPath, BIN, PRIMARY_PORT: primary.port},
+      values: {NODE: process.execPath, BIN, PRIMARY_PORT: primary.port, RECIPE: readmeRecipe()},
       resolvConf: `nameserver ${RESOLVER}\noptions timeout:1 attempts:1\n`,
     })
   }, 30_000)
@@ -96,10 +111,32 @@ describe.skipIf(skip !== undefined)(`Exim as a secondary MX running smtpdcheck${
     expect(primary.connections.length).toBe(probes)
   })
 
-  it('no MX record (an empty list): accepted, smtpdcheck having exited 0', async () => {
+  it('the recipe is the README\'s, one command without a shell wrapper', () => {
+    const recipe = readmeRecipe()
+    expect(recipe).toContain('${run{SMTPDCHECK --stop $received_ip_address --mx $domain}{}{$value}}')
+    expect(recipe).not.toMatch(/\/bin\/sh|dnsdb/)
+  })
+
+  it('no MX record (an address only): the implicit MX, the domain itself, is up → deferred', async () => {
+    expect(await rcptReply(exim, 'user@plain.test')).toMatch(/^4\d\d Please use server plain\.test$/)
+  })
+
+  it('NXDOMAIN: accepted, smtpdcheck having exited 0', async () => {
     const mark = exim.log().length
     expect(await rcptReply(exim, 'user@nomx.test')).toMatch(/^250 /)
     expect(exim.log().slice(mark)).not.toMatch(/smtpdcheck exit/)
+  })
+
+  it('an exchange smtpdcheck refuses is skipped, not a failure: accepted, nothing logged', async () => {
+    const mark = exim.log().length
+    expect(await rcptReply(exim, 'user@junk.test')).toMatch(/^250 /)
+    expect(exim.log().slice(mark)).not.toMatch(/smtpdcheck exit/)
+  })
+
+  it('a DNS failure (exit 2) does not defer: RCPT is accepted and the failure logged, naming the domain', async () => {
+    const mark = exim.log().length
+    expect(await rcptReply(exim, 'user@broken.example')).toMatch(/^250 /)
+    await until(() => /smtpdcheck exit 2, recipient not deferred: smtpdcheck: cannot look up the MX records of "broken\.example"/.test(exim.log().slice(mark)), 5000)
   })
 
   it('primary down (refused): RCPT is accepted, smtpdcheck having exited 0', async () => {
@@ -107,12 +144,6 @@ describe.skipIf(skip !== undefined)(`Exim as a secondary MX running smtpdcheck${
     const mark = exim.log().length
     expect(await rcptReply(exim, 'user@example.test')).toMatch(/^250 /)
     expect(exim.log().slice(mark)).not.toMatch(/smtpdcheck exit/)
-  })
-
-  it('a broken check (exit 2) does not defer: RCPT is accepted and the failure logged', async () => {
-    const mark = exim.log().length
-    expect(await rcptReply(exim, 'user@broken.test')).toMatch(/^250 /)
-    await until(() => /smtpdcheck exit 2, recipient not deferred: smtpdcheck: .*bad_name\.test/.test(exim.log().slice(mark)), 5000)
   })
 
   it('a domain it is not secondary for: refused (550)', async () => {
