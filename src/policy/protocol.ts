@@ -149,9 +149,19 @@ export type Question =
 export function recipientDomain(recipient: string): string | undefined {
   const at = recipient.lastIndexOf('@')
   if (at < 0) return undefined
-  const ascii = domainToASCII(recipient.slice(at + 1))
+  const ascii = toAscii(recipient.slice(at + 1))
   const domain = (ascii.endsWith('.') ? ascii.slice(0, -1) : ascii).toLowerCase()
   return hostnameProblem(domain) === undefined ? domain : undefined
+}
+
+/**
+ * A Unicode domain in its ASCII (punycode) form; ASCII text unchanged. Text with a control
+ * character, a space or `%` is left as it is (and fails the host-name check): the URL
+ * host parser behind domainToASCII would silently drop tabs and newlines or decode `%`.
+ */
+function toAscii(domain: string): string {
+  if (/^[\x21-\x7e]*$/.test(domain) || /[\x00-\x20\x7f-\x9f%]/.test(domain)) return domain
+  return domainToASCII(domain)
 }
 
 /** `server_address` as the local host when it is an IP address (Postfix ≥ 3.2 sends it). */
