@@ -90,14 +90,16 @@ export async function startPolicyServer(options: ServerOptions): Promise<PolicyS
   return {endpoints, connections: () => context.open.size, close: () => closeAll(context, servers)}
 }
 
-/** A net.Server whose connections are served; accept errors (EMFILE) are logged, never fatal. */
+/** A net.Server whose connections are served; an accept error is logged, never fatal. */
 function createListener(context: Context): net.Server {
   const server = net.createServer({allowHalfOpen: true, noDelay: true})
   let lastLogged = -Infinity
   let missed = 0
   server.on('connection', (socket) => accept(context, socket))
   server.on('error', (error: NodeJS.ErrnoException) => {
-    // libuv closes the pending connection (its EMFILE trick) and keeps listening.
+    // Listen errors are bind()'s. Out of descriptors, libuv itself accepts and closes the
+    // pending connections (its EMFILE trick) and keeps listening, without telling us.
+    if (!server.listening) return
     const now = context.now()
     if (now - lastLogged < ACCEPT_ERROR_LOG_MS) return void missed++
     context.options.log(`warning: cannot accept a connection: ${error.code ?? error.message}${missed ? ` (and ${missed} more)` : ''}`)
