@@ -27,7 +27,7 @@ export function sharingAttempts(attempt: AttemptFn): AttemptFn {
     const shared: Shared = {result, controller, waiting: 0}
     table.set(key, shared)
     const forget = () => table.get(key) === shared && table.delete(key)
-    void result.finally(forget)
+    void result.then(forget, forget)
     controller.signal.addEventListener('abort', forget, {once: true})
     return shared
   }

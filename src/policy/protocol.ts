@@ -30,6 +30,8 @@ export interface ParseStep {
   readonly requests: Attributes[]
   /** Set once the stream is bad; nothing after it is read. */
   readonly trouble?: Trouble
+  /** What was not read because `maxRequests` requests were complete: push it again later. */
+  readonly rest?: Uint8Array
 }
 
 const LF = 0x0a
@@ -71,8 +73,8 @@ export class RequestParser {
     return this.#requestOctets > 0
   }
 
-  /** Feed the next chunk of the stream. */
-  push(chunk: Uint8Array): ParseStep {
+  /** Feed the next chunk of the stream; stop after `maxRequests` complete requests. */
+  push(chunk: Uint8Array, maxRequests = Infinity): ParseStep {
     const requests: Attributes[] = []
     if (this.#trouble) return {requests, trouble: this.#trouble}
     let start = 0
@@ -91,6 +93,7 @@ export class RequestParser {
       start = i + 1
       const problem = this.#endLine(requests)
       if (problem) return this.#fail(requests, problem)
+      if (requests.length >= maxRequests && start < chunk.length) return {requests, rest: chunk.subarray(start)}
     }
     if (start < chunk.length) {
       this.#line.push(Buffer.from(chunk.subarray(start)))

@@ -61,20 +61,22 @@ export const DEFAULT_IDLE_TIMEOUT_MS = 600_000
 const MAX_PIPELINED = 64
 /** After our FIN, how long a peer may take to close before the socket is destroyed. */
 const LINGER_MS = 2000
-/** At most one accept-error line (EMFILE …) per this many ms. */
-const ACCEPT_ERROR_LOG_MS = 1000
+/** At most one line per this many ms for a warning a flood repeats (accept errors, --max-connections). */
+const FLOOD_LOG_MS = 1000
 
 /** What one server shares with its connections. */
 interface Context {
   readonly options: ServerOptions
   readonly now: () => number
   readonly open: Set<Connection>
+  readonly warnOften: (text: string) => void
   closing: boolean
 }
 
 /** Start listening on every --listen endpoint; a failure closes those already open. */
 export async function startPolicyServer(options: ServerOptions): Promise<PolicyServer> {
-  const context: Context = {options, now: options.now ?? (() => performance.now()), open: new Set(), closing: false}
+  const now = options.now ?? (() => performance.now())
+  const context: Context = {options, now, open: new Set(), warnOften: floodLogger(options.log, now), closing: false}
   const servers: net.Server[] = []
   const endpoints: string[] = []
   try {
@@ -93,27 +95,35 @@ export async function startPolicyServer(options: ServerOptions): Promise<PolicyS
 /** A net.Server whose connections are served; an accept error is logged, never fatal. */
 function createListener(context: Context): net.Server {
   const server = net.createServer({allowHalfOpen: true, noDelay: true})
-  let lastLogged = -Infinity
-  let missed = 0
   server.on('connection', (socket) => accept(context, socket))
   server.on('error', (error: NodeJS.ErrnoException) => {
     // Listen errors are bind()'s. Out of descriptors, libuv itself accepts and closes the
     // pending connections (its EMFILE trick) and keeps listening, without telling us.
-    if (!server.listening) return
-    const now = context.now()
-    if (now - lastLogged < ACCEPT_ERROR_LOG_MS) return void missed++
-    context.options.log(`warning: cannot accept a connection: ${error.code ?? error.message}${missed ? ` (and ${missed} more)` : ''}`)
-    lastLogged = now
-    missed = 0
+    if (server.listening) context.warnOften(`cannot accept a connection: ${error.code ?? error.message}`)
   })
   return server
+}
+
+/**
+ * A logger for warnings that a flood repeats: at most one line per FLOOD_LOG_MS, the next
+ * one counting those left out. Per server, not per module.
+ */
+function floodLogger(log: (line: string) => void, now: () => number): (text: string) => void {
+  let last = -Infinity
+  let missed = 0
+  return (text) => {
+    if (now() - last < FLOOD_LOG_MS) return void missed++
+    log(`warning: ${text}${missed ? ` (${missed} more like it not logged)` : ''}`)
+    last = now()
+    missed = 0
+  }
 }
 
 /** Serve a new connection, or close it at once when the server is full or closing. */
 function accept(context: Context, socket: net.Socket): void {
   const max = context.options.maxConnections ?? DEFAULT_MAX_CONNECTIONS
   if (context.closing || context.open.size >= max) {
-    if (!context.closing) context.options.log(`warning: ${peerText(socket)}: ${max} connections open (--max-connections), closing this one`)
+    if (!context.closing) context.warnOften(`${peerText(socket)}: ${max} connections open (--max-connections), closing this one`)
     socket.on('error', () => {})
     socket.destroy()
     return
@@ -204,6 +214,8 @@ class Connection {
   /** No more requests are read: input ended, trouble, or server closing. */
   #done = false
   #troubled = false
+  /** Bytes read but not parsed yet (at most a chunk): parsing waits for room in #slots. */
+  #unread?: Uint8Array
   #closed: Promise<void>
 
   constructor(context: Context, socket: net.Socket) {
@@ -227,10 +239,20 @@ class Connection {
 
   #read(chunk: Buffer): void {
     if (this.#done) return
-    const step = this.#parser.push(chunk)
-    for (const request of step.requests) this.#start(request)
-    if (step.trouble) return this.#trouble(step.trouble)
-    if (this.#slots.length >= MAX_PIPELINED || this.#socket.writableNeedDrain) this.#socket.pause()
+    this.#unread = this.#unread ? Buffer.concat([this.#unread, chunk]) : chunk
+    this.#parse()
+  }
+
+  /** Parse what was read, up to MAX_PIPELINED requests waiting; pause while some is left. */
+  #parse(): void {
+    const room = MAX_PIPELINED - this.#slots.length
+    if (this.#unread !== undefined && room > 0) {
+      const step = this.#parser.push(this.#unread, room)
+      this.#unread = step.rest
+      for (const request of step.requests) this.#start(request)
+      if (step.trouble) return this.#trouble(step.trouble)
+    }
+    if (this.#unread !== undefined || this.#socket.writableNeedDrain) this.#socket.pause()
   }
 
   #endOfInput(): void {
@@ -246,6 +268,7 @@ class Connection {
     this.#context.options.log(`warning: ${peerText(this.#socket)}: ${trouble.reason}; closing the connection without a reply`)
     this.#done = true
     this.#troubled = true
+    this.#unread = undefined
     this.#socket.resume() // keep draining input so that nothing more is parsed nor buffered
     this.#flush()
   }
@@ -312,8 +335,10 @@ class Connection {
 
   /** Read on while few requests wait and the peer reads its replies; idle when none wait. */
   #readOn(): void {
+    if (this.#slots.length < MAX_PIPELINED && this.#unread !== undefined) this.#parse()
+    if (this.#done) return
     if (this.#slots.length === 0) this.#armIdle()
-    if (this.#slots.length >= MAX_PIPELINED) return
+    if (this.#unread !== undefined) return
     if (!this.#socket.writableNeedDrain) this.#socket.resume()
     else if (this.#socket.listenerCount('drain') === 0) this.#socket.once('drain', () => this.#readOn())
   }

@@ -275,6 +275,24 @@ describe('connections', () => {
     for (const {socket} of open) socket.destroy()
   })
 
+  it('a flood beyond --max-connections is logged once a second, not once per connection', async () => {
+    const fake = await start(PLAN, {maxConnections: 1})
+    const open = await hold(fake.target)
+    await Promise.all(Array.from({length: 20}, () => talk(fake.target, GOOD, {halfClose: false, limitMs: 3000})))
+    expect(fake.logs.filter((l) => l.includes('--max-connections'))).toHaveLength(1)
+    open.socket.destroy()
+  })
+
+  it('reads at most 64 requests ahead of their replies on one connection', async () => {
+    const fake = await start({'hang.example': {delayMs: -1}}, {timeoutMs: 1000})
+    const got = talk(fake.target, rcpt('a@hang.example').repeat(200), {halfClose: false, limitMs: 1500})
+    await sleep(500)
+    expect(fake.asked).toHaveLength(64)
+    expect((await got).text).toBe(DUNNO.repeat(64))
+    for (let i = 0; i < 100 && fake.asked.length < 128; i++) await sleep(20)
+    expect(fake.asked.length).toBeGreaterThanOrEqual(128)
+  })
+
   it('close(): stops accepting, closes idle connections at once, answers what is in flight, then resolves', async () => {
     const fake = await start(PLAN)
     const idle = await hold(fake.target)
