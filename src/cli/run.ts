@@ -1,0 +1,91 @@
+// From parsed flags to a finished run, shared by the fast entry (./main.ts) and the oclif
+// command: prepare() is the one place where flags become CheckOptions and the rest of a run;
+// runCheck() probes, writes the answer and exits with 0, 1 or 2 (SPEC §6).
+import {attemptSmtp} from '../core/attempt.js'
+import {DEFAULT_NEGATIVE_TTL, DEFAULT_POSITIVE_TTL, type OutcomeCache} from '../core/cache.js'
+import {defaultCachePath, FileCache} from '../core/cache-file.js'
+import {check, type CheckOptions} from '../core/check.js'
+import {escapeControls, FatalError, UsageError} from '../core/errors.js'
+import {MAX_TIMER_SECONDS, parseDnsServer, parseInteger, parseSeconds, parseServerList, parseStop} from '../core/grammar.js'
+import {DEFAULT_ATTEMPT_DELAY_MS} from '../core/race.js'
+import {formatEvent, toJson} from '../core/report.js'
+import {dnsServerResolver, systemResolver, type Resolver} from '../core/resolve.js'
+import {DEFAULT_PORT, DEFAULT_TIMEOUT_S, type ParsedFlags} from './flags.js'
+
+export const USAGE = 'usage: smtpdcheck [--stop {ip-addr|name}] [--timeout seconds] [options] [prio:]server ...'
+
+/** Everything a run needs, decided from the command line before anything is probed. */
+export interface Prepared {
+  readonly options: CheckOptions
+  readonly resolver: Resolver
+  readonly cache?: OutcomeCache
+  readonly verbose: boolean
+  readonly json: boolean
+}
+
+/** Flags and server words → a run; a bad word or value is a UsageError (nothing probed). */
+export function prepare(flags: ParsedFlags, words: readonly string[]): Prepared {
+  const options: CheckOptions = {
+    entries: parseServerList(words),
+    stop: flags.stop === undefined ? undefined : parseStop(flags.stop),
+    timeoutMs: 1000 * (flags.timeout === undefined ? DEFAULT_TIMEOUT_S : parseSeconds('timeout', flags.timeout, MAX_TIMER_SECONDS)),
+    port: flags.port === undefined ? DEFAULT_PORT : parseInteger('port', flags.port, 1, 65_535),
+    attemptDelayMs: flags['attempt-delay'] === undefined ? DEFAULT_ATTEMPT_DELAY_MS : parseInteger('attempt-delay', flags['attempt-delay'], 0, 60_000),
+    family: flags.ipv4 ? 4 : flags.ipv6 ? 6 : undefined,
+    sequential: flags.sequential ?? false,
+  }
+  const resolver = flags['dns-server'] === undefined ? systemResolver : dnsServerResolver(parseDnsServer(flags['dns-server']))
+  const ttls = {
+    negative: flags['negative-ttl'] === undefined ? DEFAULT_NEGATIVE_TTL : parseSeconds('negative-ttl', flags['negative-ttl']),
+    positive: flags['positive-ttl'] === undefined ? DEFAULT_POSITIVE_TTL : parseSeconds('positive-ttl', flags['positive-ttl']),
+  }
+  const verbose = flags.verbose ?? false
+  const say = verbose ? (message: string) => warn(`cache: ${message}`) : undefined
+  if (flags['cache-file'] === '') throw new UsageError('--cache-file must not be empty')
+  const useCache = flags.cache ?? true
+  const cachePath = useCache ? flags['cache-file'] ?? defaultCachePath() : undefined
+  if (useCache && cachePath === undefined) say?.('off: neither $XDG_CACHE_HOME nor a home directory is set')
+  const cache = cachePath === undefined ? undefined : new FileCache(cachePath, ttls, {budgetMs: options.timeoutMs, say})
+  return {options, resolver, cache, verbose, json: flags.json ?? false}
+}
+
+/** One diagnostic line on stderr, control characters escaped; a closed stderr is ignored. */
+export function warn(line: string): void {
+  process.stderr.write(`${escapeControls(line)}\n`)
+}
+
+/** Print one line `smtpdcheck: …` on stderr and exit 2 (SPEC §6): never a stack trace. */
+export function fail(message: string): never {
+  warn(`smtpdcheck: ${message}`)
+  process.exit(2)
+}
+
+/** The line for an error: ours as they are, anything else a system error (first line only). */
+export function failure(error: unknown): string {
+  if (error instanceof UsageError || error instanceof FatalError) return error.message
+  const text = String((error as Error)?.message ?? error)
+  return `system error: ${text.split('\n')[0]}`
+}
+
+/** Probe, write the answer (exit 1 only once it is written), save the cache, exit. Signals: bin/run.js. */
+export async function runCheck(run: Prepared): Promise<never> {
+  const report = await check(run.options, {
+    resolver: run.resolver,
+    attempt: attemptSmtp,
+    // Monotonic ms; not performance.now(), whose first use loads perf_hooks (~1.5 ms a run).
+    now: () => Number(process.hrtime.bigint()) / 1e6,
+    cache: run.cache,
+    onEvent: run.verbose ? (event) => warn(formatEvent(event)) : undefined,
+  })
+  const answer = run.json ? `${JSON.stringify(toJson(report), null, 2)}\n` : report.winner ? `${report.winner.name}\n` : ''
+  if (answer !== '') await writeOut(answer)
+  await run.cache?.save()
+  process.exit(report.exitCode)
+}
+
+/** Write to stdout and wait until it is out; an answer that cannot be written is a system error. */
+function writeOut(text: string): Promise<void> {
+  return new Promise((resolve) => {
+    process.stdout.write(text, (error) => (error ? fail(`system error: cannot write the answer: ${error.message}`) : resolve()))
+  })
+}
