@@ -35,9 +35,20 @@ function spell(name: string): string {
   return char ? `"-${char}" (--${name})` : `"--${name}"`
 }
 
+function tokensOf(argv: readonly string[]) {
+  return parseArgs({args: [...argv], options: OPTIONS, strict: false, allowPositionals: true, tokens: true}).tokens
+}
+
+/** `--`, or a word that reads as options of ours only (`--json`, `-4v`, `--no-cache`, `-h`). */
+function namesOption(word: string): boolean {
+  if (word === '--') return true
+  if (!word.startsWith('-') || word === '-') return false
+  return tokensOf([word]).every((token) => token.kind === 'option' && (token.name in OCLIF_FLAGS || flagOf(token.name) !== undefined))
+}
+
 /** Parse `argv`; a wrong option, a missing or extra value is a UsageError naming it. */
 export function parseCommandLine(argv: readonly string[]): CommandLine {
-  const {tokens} = parseArgs({args: [...argv], options: OPTIONS, strict: false, allowPositionals: true, tokens: true})
+  const tokens = tokensOf(argv)
   const flags: Record<string, string | boolean> = {}
   const words: string[] = []
   let oclif = false
@@ -56,9 +67,9 @@ export function parseCommandLine(argv: readonly string[]): CommandLine {
       flags[name] = !token.name.startsWith('no-')
       continue
     }
-    // `--stop --json`: parseArgs would take `--json` as the value; a value that begins with
-    // `-` must be attached (`--stop=-x`), so a forgotten value is never a silent swallow.
-    if (token.value === undefined || (!token.inlineValue && token.value.startsWith('-'))) throw new UsageError(`option ${spell(name)} needs a value`)
+    // `--stop --json`: parseArgs would take `--json` as the value; a forgotten value never
+    // swallows the next option (`--timeout -1` is a bad value, `--stop=--json` a value).
+    if (token.value === undefined || (!token.inlineValue && namesOption(token.value))) throw new UsageError(`option ${spell(name)} needs a value`)
     if (name in flags) throw new UsageError(`option ${spell(name)} given more than once`)
     flags[name] = token.value
   }

@@ -49,14 +49,14 @@ export function prepare(flags: ParsedFlags, words: readonly string[]): Prepared 
   return {options, resolver, cache, verbose, json: flags.json ?? false}
 }
 
-/** One diagnostic line on stderr, control characters escaped; a closed stderr is ignored. */
-export function warn(line: string): void {
-  process.stderr.write(`${escapeControls(line)}\n`)
+/** One diagnostic line on stderr (a closed stderr is ignored: bin/run.js). */
+function warn(line: string): void {
+  process.stderr.write(`${line}\n`)
 }
 
-/** Print one line `smtpdcheck: …` on stderr and exit 2 (SPEC §6): never a stack trace. */
+/** Print one line `smtpdcheck: …` on stderr, control characters escaped, and exit 2 (SPEC §6). */
 export function fail(message: string): never {
-  warn(`smtpdcheck: ${message}`)
+  warn(`smtpdcheck: ${escapeControls(message)}`)
   process.exit(2)
 }
 
