@@ -8,12 +8,18 @@
 'use strict'
 const SIGNALS = ['SIGHUP', 'SIGINT', 'SIGQUIT', 'SIGTRAP', 'SIGABRT', 'SIGTERM', 'SIGPIPE', 'SIGALRM', 'SIGUSR1', 'SIGUSR2',
   'SIGVTALRM', 'SIGPROF', 'SIGXCPU', 'SIGXFSZ', 'SIGPOLL', 'SIGSYS', 'SIGSTKFLT', 'SIGPWR']
-const onSignal = () => process.exit(2)
+// A SIGPIPE that our own write to a closed stdout or stderr raised comes after that write's
+// EPIPE (the error is emitted on the next tick, the signal only from the event loop): stderr
+// is diagnostics and never changes the answer; stdout decides, and an answer that cannot be
+// written is reported where it is written (src/cli/run.ts). A SIGPIPE from outside ends the run.
+let brokenPipe = false
+const onBrokenPipe = (error) => {
+  if (error?.code === 'EPIPE') brokenPipe = true
+}
+process.stderr.on('error', onBrokenPipe)
+process.stdout.on('error', onBrokenPipe)
+const onSignal = (signal) => (signal === 'SIGPIPE' && brokenPipe) || process.exit(2)
 for (const signal of SIGNALS) process.on(signal, onSignal)
-// stderr is diagnostics: a closed stderr never changes the answer. stdout decides: a write
-// that fails is reported where the answer is written (src/cli/run.ts); here only no crash.
-process.stderr.on('error', () => {})
-process.stdout.on('error', () => {})
 const lastWord = (error) => {
   const text = String(error?.message ?? error).split('\n')[0].replace(/[\u0000-\u001f\u007f-\u009f\\]/g, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`)
   process.stderr.write(`smtpdcheck: ${error?.oclif ? '' : 'system error: '}${text.slice(0, 400)}\n`)
