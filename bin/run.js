@@ -3,8 +3,8 @@
 // signal whose default action ends the process and that a process may catch ends it with
 // status 2 and nothing more on stdout (the kernel closes every socket at exit); SIGUSR1 too, so
 // that it never opens Node's inspector (a listener replaces Node's own SIGUSR1 handler). What is
-// left: a signal that arrives before node runs this file (node's own start, ~30 ms) has its
-// default effect.
+// left: a signal that arrives before node runs this file (node's own start, 30-80 ms here) has
+// its default effect (SIGUSR1 excepted: see below).
 'use strict'
 const SIGNALS = ['SIGHUP', 'SIGINT', 'SIGQUIT', 'SIGTRAP', 'SIGABRT', 'SIGTERM', 'SIGPIPE', 'SIGALRM', 'SIGUSR1', 'SIGUSR2',
   'SIGVTALRM', 'SIGPROF', 'SIGXCPU', 'SIGXFSZ', 'SIGPOLL', 'SIGSYS', 'SIGSTKFLT', 'SIGPWR']
@@ -20,6 +20,14 @@ process.stderr.on('error', onBrokenPipe)
 process.stdout.on('error', onBrokenPipe)
 const onSignal = (signal) => (signal === 'SIGPIPE' && brokenPipe) || process.exit(2)
 for (const signal of SIGNALS) process.on(signal, onSignal)
+// A SIGUSR1 that came while node was still starting found node's own handler, which opens the
+// inspector on the first turn of the event loop: close it then, and end as for any signal.
+setImmediate(() => {
+  const inspector = require('node:inspector')
+  if (inspector.url() === undefined) return
+  inspector.close()
+  process.exit(2)
+})
 const lastWord = (error) => {
   const text = String(error?.message ?? error).split('\n')[0].replace(/[\u0000-\u001f\u007f-\u009f\\]/g, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`)
   process.stderr.write(`smtpdcheck: ${error?.oclif ? '' : 'system error: '}${text.slice(0, 400)}\n`)

@@ -157,6 +157,20 @@ describe('defect 5: the status is 0, 1 or 2, and 1 only with an answer written',
     }
   })
 
+  it('SIGUSR1 soon after spawn: exit 2 at once, even when node\'s own start had opened the inspector', async () => {
+    const silent = await keep(startSmtp({host: '127.0.10.1'}))
+    const seen: Array<[number, number | null, boolean]> = []
+    for (const ms of [5, 20, 40, 60, 90, 150]) {
+      const {child, done} = startTimed([BIN, '--no-cache', '--timeout', '5', '--port', String(silent.port), '127.0.10.1'], {limitMs: 20_000})
+      setTimeout(() => child.kill('SIGUSR1'), ms)
+      const r = await done
+      seen.push([ms, r.status, r.stderr.includes('Debugger listening')])
+      expect(r).toMatchObject({status: 2, signal: null, stdout: ''})
+      expect(r.ms).toBeLessThan(3000)
+    }
+    console.log(`SIGUSR1 after spawn [ms, status, inspector opened by node's start]: ${JSON.stringify(seen)}`)
+  }, 60_000)
+
   it('SIGHUP soon after spawn: exit 2 from the moment node runs bin/run.js (the window before is measured)', async () => {
     const silent = await keep(startSmtp({host: '127.0.10.1'}))
     // A bare node's start-up on this machine now: the part of the window that is node's own.
