@@ -2,15 +2,12 @@
 // main() runs the command and resolves false only for a line oclif answers (--help,
 // --version); bin/run.js then hands that line to oclif unchanged.
 import {parseCommandLine} from './argv.js'
-import {fail, failure, prepare, runCheck, USAGE} from './run.js'
+import {fail, failure, prepare, runCheck, usage} from './run.js'
 
 export {parseCommandLine} from './argv.js'
 
 export async function main(argv: readonly string[]): Promise<boolean> {
-  if (argv.length === 0) {
-    process.stderr.write(`${USAGE}\n`)
-    process.exit(2)
-  }
+  if (argv.length === 0) usage()
   try {
     const line = parseCommandLine(argv)
     if (line.kind === 'oclif') return false

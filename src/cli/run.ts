@@ -12,7 +12,13 @@ import {formatEvent, toJson} from '../core/report.js'
 import {dnsServerResolver, systemResolver, type Resolver} from '../core/resolve.js'
 import {DEFAULT_PORT, DEFAULT_TIMEOUT_S, type ParsedFlags} from './flags.js'
 
-export const USAGE = 'usage: smtpdcheck [--stop {ip-addr|name}] [--timeout seconds] [options] [prio:]server ...'
+const USAGE = 'usage: smtpdcheck [--stop {ip-addr|name}] [--timeout seconds] [options] [prio:]server ...'
+
+/** Run with no arguments at all: the usage on stderr, exit 2 (SPEC §2). */
+export function usage(): never {
+  process.stderr.write(`${USAGE}\n`)
+  process.exit(2)
+}
 
 /** Everything a run needs, decided from the command line before anything is probed. */
 export interface Prepared {

@@ -4,7 +4,7 @@ import {Command, Errors, Flags} from '@oclif/core'
 
 import {parseCommandLine} from '../cli/argv.js'
 import {FLAGS, type FlagSpec} from '../cli/flags.js'
-import {fail, failure, prepare, runCheck, USAGE} from '../cli/run.js'
+import {fail, failure, prepare, runCheck, usage} from '../cli/run.js'
 
 /** oclif's flag definitions, made from the one table. */
 function oclifFlags() {
@@ -30,10 +30,7 @@ Exit status: 1 and the server's name on stdout when one is available; 0 when non
   static override flags = oclifFlags()
 
   override async run(): Promise<void> {
-    if (this.argv.length === 0) {
-      process.stderr.write(`${USAGE}\n`)
-      process.exit(2)
-    }
+    if (this.argv.length === 0) usage()
     const line = parseCommandLine(this.argv)
     // --help / --version: oclif's parse prints them and exits 0.
     if (line.kind === 'oclif') await this.parse(Check)
