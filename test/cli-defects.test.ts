@@ -69,6 +69,9 @@ describe('defect 1: a word is an option only when it begins with "-"', () => {
     [['--timeout', '-1', 'a'], 'bad --timeout "-1": expected a non-negative number of seconds'],
     [['-'], 'bad server "-": bad label "-"'],
     [['--', '-v'], 'bad server "-v": bad label "-v"'],
+    [['--constructor', 'a'], 'unknown option "--constructor"'],
+    [['--__proto__=1'], 'unknown option "--__proto__=1"'],
+    [['--no-toString'], 'unknown option "--no-toString"'],
   ])('%j: usage error, its reason', async (argv, reason) => {
     const r = await runCli(['--no-cache', ...argv])
     expect(r).toMatchObject({stdout: '', status: 2})

@@ -154,6 +154,23 @@ describe('the words of a command line are the server words, in the order typed',
     branches.expectEveryBranch()
   })
 
+  it('any words at all: a parse or a UsageError, never another error (5000 lines)', () => {
+    const optionish = fc.oneof(fc.string(), fc.string().map((t) => `-${t}`), fc.string().map((t) => `--${t}`), fc.constantFrom('--constructor', '--__proto__', '--no-toString', '-', '--', '--stop', '-4v', '--no-cache=1'))
+    let refused = 0
+    fc.assert(
+      fc.property(fc.array(optionish, {maxLength: 6}), (argv) => {
+        try {
+          bundle.parseCommandLine(argv)
+        } catch (error) {
+          expect((error as Error).name).toBe('UsageError')
+          refused++
+        }
+      }),
+      {numRuns: 5000},
+    )
+    expect(refused).toBeGreaterThan(500)
+  })
+
   describe('through the built binary: --json entries are the words in order (each name answered by a loopback DNS fixture)', () => {
     let dns: Awaited<ReturnType<typeof startDns>>
     beforeAll(async () => {

@@ -24,9 +24,9 @@ const OPTIONS: NonNullable<Parameters<typeof parseArgs>[0]>['options'] = Object.
 
 /** The flag a token names (`no-cache` → cache), or undefined when it is no flag of ours. */
 function flagOf(name: string): FlagName | undefined {
-  if (name in SPECS) return name as FlagName
+  if (Object.hasOwn(SPECS, name)) return name as FlagName
   const positive = name.slice(3)
-  return name.startsWith('no-') && SPECS[positive]?.negatable ? (positive as FlagName) : undefined
+  return name.startsWith('no-') && Object.hasOwn(SPECS, positive) && SPECS[positive].negatable ? (positive as FlagName) : undefined
 }
 
 /** `-4 (--ipv4)` or `--stop`: a flag as the user may have typed it. */
@@ -43,7 +43,7 @@ function tokensOf(argv: readonly string[]) {
 function namesOption(word: string): boolean {
   if (word === '--') return true
   if (!word.startsWith('-') || word === '-') return false
-  return tokensOf([word]).every((token) => token.kind === 'option' && (token.name in OCLIF_FLAGS || flagOf(token.name) !== undefined))
+  return tokensOf([word]).every((token) => token.kind === 'option' && (Object.hasOwn(OCLIF_FLAGS, token.name) || flagOf(token.name) !== undefined))
 }
 
 /** Parse `argv`; a wrong option, a missing or extra value is a UsageError naming it. */
@@ -55,7 +55,7 @@ export function parseCommandLine(argv: readonly string[]): CommandLine {
   for (const token of tokens) {
     if (token.kind === 'positional') words.push(token.value)
     if (token.kind !== 'option') continue
-    if (token.name in OCLIF_FLAGS) {
+    if (Object.hasOwn(OCLIF_FLAGS, token.name)) {
       oclif = true
       continue
     }
@@ -70,12 +70,12 @@ export function parseCommandLine(argv: readonly string[]): CommandLine {
     // `--stop --json`: parseArgs would take `--json` as the value; a forgotten value never
     // swallows the next option (`--timeout -1` is a bad value, `--stop=--json` a value).
     if (token.value === undefined || (!token.inlineValue && namesOption(token.value))) throw new UsageError(`option ${spell(name)} needs a value`)
-    if (name in flags) throw new UsageError(`option ${spell(name)} given more than once`)
+    if (Object.hasOwn(flags, name)) throw new UsageError(`option ${spell(name)} given more than once`)
     flags[name] = token.value
   }
   if (oclif) return {kind: 'oclif'}
   for (const name of Object.keys(flags)) {
-    const other = SPECS[name].exclusive?.find((x) => x in flags)
+    const other = SPECS[name].exclusive?.find((x) => Object.hasOwn(flags, x))
     if (other) throw new UsageError(`options ${spell(name)} and ${spell(other)} cannot be used together`)
   }
   return {kind: 'check', flags: flags as ParsedFlags, words}
