@@ -1,12 +1,47 @@
 #!/usr/bin/env node
-// Routing (SPEC §2): only a first word exactly `autocomplete` is the subcommand (oclif's
-// plugin-autocomplete); every other command line is the one default command. That command
-// first runs from the fast bundle dist/smtpdcheck.cjs, which does not load oclif; a command
-// line it leaves to oclif (--help, --version, an unusual or wrong flag: see
-// src/lite/oclif.ts) is then run by oclif itself, unchanged.
+// The exit status is always 0, 1 or 2 (SPEC §6). First thing, before anything is loaded: every
+// signal whose default action ends the process and that a process may catch ends it with
+// status 2 and nothing more on stdout (the kernel closes every socket at exit); SIGUSR1 too, so
+// that it never opens Node's inspector (a listener replaces Node's own SIGUSR1 handler). What is
+// left: a signal that arrives before node runs this file (node's own start, 30-80 ms here) has
+// its default effect (SIGUSR1 excepted: see below).
+'use strict'
+const SIGNALS = ['SIGHUP', 'SIGINT', 'SIGQUIT', 'SIGTRAP', 'SIGABRT', 'SIGTERM', 'SIGPIPE', 'SIGALRM', 'SIGUSR1', 'SIGUSR2',
+  'SIGVTALRM', 'SIGPROF', 'SIGXCPU', 'SIGXFSZ', 'SIGPOLL', 'SIGSYS', 'SIGSTKFLT', 'SIGPWR']
+// A SIGPIPE that our own write to a closed stdout or stderr raised comes after that write's
+// EPIPE (the error is emitted on the next tick, the signal only from the event loop): stderr
+// is diagnostics and never changes the answer; stdout decides, and an answer that cannot be
+// written is reported where it is written (src/cli/run.ts). A SIGPIPE from outside ends the run.
+let brokenPipe = false
+const onBrokenPipe = (error) => {
+  if (error?.code === 'EPIPE') brokenPipe = true
+}
+process.stderr.on('error', onBrokenPipe)
+process.stdout.on('error', onBrokenPipe)
+const onSignal = (signal) => (signal === 'SIGPIPE' && brokenPipe) || process.exit(2)
+for (const signal of SIGNALS) process.on(signal, onSignal)
+// A SIGUSR1 that came while node was still starting found node's own handler, which opens the
+// inspector on the first turn of the event loop: close it then, and end as for any signal.
+setImmediate(() => {
+  const inspector = require('node:inspector')
+  if (inspector.url() === undefined) return
+  inspector.close()
+  process.exit(2)
+})
+const lastWord = (error) => {
+  const text = String(error?.message ?? error).split('\n')[0].replace(/[\u0000-\u001f\u007f-\u009f\\]/g, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`)
+  process.stderr.write(`smtpdcheck: ${error?.oclif ? '' : 'system error: '}${text.slice(0, 400)}\n`)
+  process.exit(2)
+}
+process.on('uncaughtException', lastWord)
+process.on('unhandledRejection', lastWord)
+
+// Routing (SPEC §2): a first word exactly one of SUBCOMMANDS goes to oclif's command of that
+// name; every other command line is the default command, run by the fast bundle
+// dist/smtpdcheck.cjs (src/cli/main.ts, no oclif); a line it leaves to oclif (--help,
+// --version) is then run by oclif itself, unchanged.
 // This file and the bundle are CommonJS (bin/package.json) so that a run does not pay for
 // node's ES module loader.
-'use strict'
 const {existsSync, readFileSync, writeFileSync} = require('node:fs')
 const {join} = require('node:path')
 
@@ -33,16 +68,16 @@ async function autocomplete() {
   if (text.includes(`\n${command.id} `)) writeFileSync(script, text.replace(`\n${command.id} `, '\n '))
 }
 
+/** First word → its subcommand; one more subcommand is one more line. */
+const SUBCOMMANDS = {
+  autocomplete,
+}
+
 async function run() {
-  if (argv[0] === 'autocomplete') return autocomplete()
+  if (Object.hasOwn(SUBCOMMANDS, argv[0])) return SUBCOMMANDS[argv[0]]()
   if (await require('../dist/smtpdcheck.cjs').main(argv)) return
   const {execute} = await import('@oclif/core')
   await execute({dir: root, args: argv})
 }
 
-run().catch((error) => {
-  // oclif's own errors (a bad autocomplete argument) carry `oclif.exit`: usage errors.
-  const line = String(error?.message ?? error).split('\n')[0]
-  process.stderr.write(`smtpdcheck: ${error?.oclif ? '' : 'system error: '}${line}\n`)
-  process.exit(2)
-})
+run().catch(lastWord)

@@ -9,3 +9,22 @@ export class UsageError extends Error {
 export class FatalError extends Error {
   override name = 'FatalError'
 }
+
+/** Longest piece of user input echoed in an error line. */
+export const MAX_ECHO = 200
+
+/** User input in an error line: in double quotes, cut to MAX_ECHO characters with `…`. */
+export function quote(text: string): string {
+  return `"${text.length > MAX_ECHO ? `${text.slice(0, MAX_ECHO)}…` : text}"`
+}
+
+/** Control characters (C0, DEL, C1) and `\` escaped: the text stays one printable line. */
+export function escapeControls(text: string): string {
+  return text.replace(/[\u0000-\u001f\u007f-\u009f\\]/g, (c) => {
+    if (c === '\\') return '\\\\'
+    if (c === '\r') return '\\r'
+    if (c === '\n') return '\\n'
+    if (c === '\t') return '\\t'
+    return `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`
+  })
+}

@@ -2,7 +2,7 @@
 import {isIP, isIPv4} from 'node:net'
 import ipaddr from 'ipaddr.js'
 
-import {UsageError} from './errors.js'
+import {quote, UsageError} from './errors.js'
 
 export {UsageError} from './errors.js'
 
@@ -24,8 +24,8 @@ const MAX_NAME_OCTETS = 253
 const MAX_LABEL_OCTETS = 63
 const LABEL = /^[a-z0-9](?:[a-z0-9-]*[a-z0-9])?$/i
 const DECIMAL = /^\d+$/
-/** Digits and dots only, at least one digit: meant as an IPv4 address. */
-const DOTTED = /^[\d.]*\d[\d.]*$/
+/** Digits and dots only, at least one digit: meant as an IPv4 address (two linear scans, no backtracking). */
+const dotted = (text: string) => /^[\d.]+$/.test(text) && /\d/.test(text)
 
 /** Why `name` is not a host name (RFC 1123 / RFC 3696 §2), or undefined if it is one. */
 export function hostnameProblem(name: string): string | undefined {
@@ -36,7 +36,7 @@ export function hostnameProblem(name: string): string | undefined {
   for (const label of labels) {
     if (label === '') return 'empty label in host name'
     if (label.length > MAX_LABEL_OCTETS) return `label longer than ${MAX_LABEL_OCTETS} octets`
-    if (!LABEL.test(label)) return `bad label "${label}" (letters, digits and inner hyphens only)`
+    if (!LABEL.test(label)) return `bad label ${quote(label)} (letters, digits and inner hyphens only)`
   }
   if (DECIMAL.test(labels.at(-1)!)) return 'not a dotted-quad IPv4 address, and a host name may not end in an all-digit label'
   return undefined
@@ -84,17 +84,17 @@ function inetAtonForm(text: string): boolean {
 
 function parseHost(text: string, word: string): {host: string; kind: HostKind} {
   if (literalFamily(text) !== 0) return literalHost(text)
-  if (DOTTED.test(text) || inetAtonForm(text)) {
-    throw new UsageError(`bad server "${word}": not a dotted-quad IPv4 address (four decimal parts 0-255)`)
+  if (dotted(text) || inetAtonForm(text)) {
+    throw new UsageError(`bad server ${quote(word)}: not a dotted-quad IPv4 address (four decimal parts 0-255)`)
   }
   const problem = hostnameProblem(text)
-  if (problem) throw new UsageError(`bad server "${word}": ${problem}`)
+  if (problem) throw new UsageError(`bad server ${quote(word)}: ${problem}`)
   return {host: text.toLowerCase().replace(/\.$/, ''), kind: 'name'}
 }
 
 function parsePrio(text: string, word: string): number {
   if (!DECIMAL.test(text) || Number(text) > MAX_PRIO) {
-    throw new UsageError(`bad server "${word}": priority "${text}" is not a number from 0 to ${MAX_PRIO}`)
+    throw new UsageError(`bad server ${quote(word)}: priority ${quote(text)} is not a number from 0 to ${MAX_PRIO}`)
   }
   return Number(text)
 }
@@ -103,7 +103,7 @@ function parsePrio(text: string, word: string): number {
 export function parseServerWord(word: string, index = 0): Entry {
   if (word === '') throw new UsageError('bad server "": empty word')
   // The usual mistake of a caller that passes the whole MX list as one argument.
-  if (/\s/.test(word)) throw new UsageError(`bad server "${word}": contains white space (one server per argument)`)
+  if (/\s/.test(word)) throw new UsageError(`bad server ${quote(word)}: contains white space (one server per argument)`)
   if (literalFamily(word) === 6) return {name: word, ...literalHost(word), index}
   let prio: number | undefined
   let rest = word
@@ -114,13 +114,13 @@ export function parseServerWord(word: string, index = 0): Entry {
   }
   if (rest.startsWith('[')) {
     const inner = rest.endsWith(']') ? rest.slice(1, -1) : ''
-    if (literalFamily(inner) !== 6) throw new UsageError(`bad server "${word}": brackets must hold an IPv6 address`)
+    if (literalFamily(inner) !== 6) throw new UsageError(`bad server ${quote(word)}: brackets must hold an IPv6 address`)
     return {name: rest, ...literalHost(inner), prio, index}
   }
   if (rest.includes(':')) {
-    throw new UsageError(`bad server "${word}": an IPv6 address with a priority must be bracketed, e.g. 10:[2001:db8::1]`)
+    throw new UsageError(`bad server ${quote(word)}: an IPv6 address with a priority must be bracketed, e.g. 10:[2001:db8::1]`)
   }
-  if (rest === '') throw new UsageError(`bad server "${word}": no host after the priority`)
+  if (rest === '') throw new UsageError(`bad server ${quote(word)}: no host after the priority`)
   return {name: rest, ...parseHost(rest, word), prio, index}
 }
 
@@ -143,9 +143,9 @@ export function parseServerList(words: readonly string[]): Entry[] {
 export function parseStop(text: string): {address: string} | {name: string} {
   const inner = text.startsWith('[') && text.endsWith(']') ? text.slice(1, -1) : text
   if (literalFamily(inner) !== 0) return {address: normalizeAddress(inner)}
-  if (DOTTED.test(text)) throw new UsageError(`bad --stop "${text}": not a dotted-quad IPv4 address`)
+  if (dotted(text)) throw new UsageError(`bad --stop ${quote(text)}: not a dotted-quad IPv4 address`)
   const problem = hostnameProblem(text)
-  if (problem) throw new UsageError(`bad --stop "${text}": ${problem}`)
+  if (problem) throw new UsageError(`bad --stop ${quote(text)}: ${problem}`)
   return {name: text}
 }
 
@@ -158,7 +158,7 @@ export const MAX_TIMER_SECONDS = Math.floor((2 ** 31 - 1) / 1000)
 export function parseSeconds(flag: string, text: string, max = Number.MAX_VALUE): number {
   if (!NUMBER.test(text) || !(Number(text) <= max)) {
     const limit = max < Number.MAX_VALUE ? ` up to ${max}` : ''
-    throw new UsageError(`bad --${flag} "${text}": expected a non-negative number of seconds${limit}`)
+    throw new UsageError(`bad --${flag} ${quote(text)}: expected a non-negative number of seconds${limit}`)
   }
   return Number(text)
 }
@@ -166,7 +166,7 @@ export function parseSeconds(flag: string, text: string, max = Number.MAX_VALUE)
 /** A whole number in [min, max] (`--port`, `--attempt-delay`). */
 export function parseInteger(flag: string, text: string, min: number, max: number): number {
   if (!DECIMAL.test(text) || Number(text) < min || Number(text) > max) {
-    throw new UsageError(`bad --${flag} "${text}": expected a whole number from ${min} to ${max}`)
+    throw new UsageError(`bad --${flag} ${quote(text)}: expected a whole number from ${min} to ${max}`)
   }
   return Number(text)
 }
@@ -178,7 +178,7 @@ export interface HostPort {
 
 /** `--dns-server ADDR[:PORT]`: `127.0.0.1`, `127.0.0.1:5353`, `::1`, `[::1]:5353`. */
 export function parseDnsServer(text: string): HostPort {
-  const bad = (why: string) => new UsageError(`bad --dns-server "${text}": ${why}`)
+  const bad = (why: string) => new UsageError(`bad --dns-server ${quote(text)}: ${why}`)
   let address = text
   let port = 53
   const bracket = /^\[([^\]]+)\](?::(\d+))?$/.exec(text)

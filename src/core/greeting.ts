@@ -1,4 +1,5 @@
 // Greeting parsing (SPEC §4). Pure: bytes in, verdict out; no socket, no clock.
+import {escapeControls} from './errors.js'
 
 /** Longest greeting line accepted, line ending excluded (RFC 5321 §4.5.3.1.5 counts 512 with CRLF; we allow 512 without). */
 export const MAX_LINE_OCTETS = 512
@@ -61,13 +62,5 @@ function latin1(bytes: Uint8Array): string {
 
 /** Escape control characters and cut to MAX_LINE_OCTETS, for traces. */
 export function printable(text: string): string {
-  return text
-    .slice(0, MAX_LINE_OCTETS)
-    .replace(/[\u0000-\u001f\u007f-\u009f\\]/g, (c) => {
-      if (c === '\\') return '\\\\'
-      if (c === '\r') return '\\r'
-      if (c === '\n') return '\\n'
-      if (c === '\t') return '\\t'
-      return `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`
-    })
+  return escapeControls(text.slice(0, MAX_LINE_OCTETS))
 }

@@ -1,0 +1,45 @@
+// The command's options, as plain data: one table read by the fast parser (./argv.ts) and by
+// the oclif command (src/commands/check.ts: --help, completion). No oclif import here.
+import {DEFAULT_NEGATIVE_TTL, DEFAULT_POSITIVE_TTL} from '../core/cache.js'
+import {DEFAULT_ATTEMPT_DELAY_MS} from '../core/race.js'
+
+export const DEFAULT_TIMEOUT_S = 10
+export const DEFAULT_PORT = 25
+
+export interface FlagSpec {
+  /** `value`: takes one value (`--stop X`, `--stop=X`); `boolean`: takes none. */
+  readonly type: 'value' | 'boolean'
+  readonly char?: string
+  readonly summary: string
+  readonly helpValue?: string
+  /** `--no-NAME` turns it off (`--no-cache`). */
+  readonly negatable?: boolean
+  /** Cannot be given together with these. */
+  readonly exclusive?: readonly string[]
+}
+
+export const FLAGS = {
+  stop: {type: 'value', summary: 'The local host (IP address or name): it and the servers it is as good as are not probed.', helpValue: 'ip-addr|name'},
+  timeout: {type: 'value', summary: `Budget per server in seconds, lookup included; 0 = no limit. [default: ${DEFAULT_TIMEOUT_S}]`, helpValue: 'seconds'},
+  port: {type: 'value', summary: `TCP port to probe. [default: ${DEFAULT_PORT}]`, helpValue: 'N'},
+  'attempt-delay': {type: 'value', summary: `Milliseconds before the next address of a host is tried while earlier attempts go on. [default: ${DEFAULT_ATTEMPT_DELAY_MS}]`, helpValue: 'MS'},
+  mx: {type: 'value', summary: "Look DOMAIN's MX records up and use them as the server list (RFC 5321 §5.1, RFC 7505).", helpValue: 'DOMAIN'},
+  'dns-server': {type: 'value', summary: 'Send A and AAAA queries straight to this DNS server instead of the system resolver.', helpValue: 'ADDR[:PORT]'},
+  ipv4: {type: 'boolean', char: '4', summary: 'Probe IPv4 addresses only.', exclusive: ['ipv6']},
+  ipv6: {type: 'boolean', char: '6', summary: 'Probe IPv6 addresses only.', exclusive: ['ipv4']},
+  sequential: {type: 'boolean', summary: 'Probe one server at a time in list order, as the original did.'},
+  'negative-ttl': {type: 'value', summary: `Seconds an unavailable address is skipped. [default: ${DEFAULT_NEGATIVE_TTL}]`, helpValue: 'seconds'},
+  'positive-ttl': {type: 'value', summary: `Seconds an available address is believed without probing. [default: ${DEFAULT_POSITIVE_TTL}]`, helpValue: 'seconds'},
+  'cache-file': {type: 'value', summary: 'Cache file [default: $XDG_CACHE_HOME/smtpdcheck/cache.json].', helpValue: 'PATH'},
+  cache: {type: 'boolean', negatable: true, summary: 'Remember outcomes between runs (--no-cache turns it off).'},
+  verbose: {type: 'boolean', char: 'v', summary: 'Trace every step on stderr.'},
+  json: {type: 'boolean', summary: 'Describe the run as one JSON document on stdout.'},
+} as const satisfies Record<string, FlagSpec>
+
+export type FlagName = keyof typeof FLAGS
+
+/** `--help`/`-h` and `--version`: answered by oclif (bin/run.js hands the line over). */
+export const OCLIF_FLAGS = {help: 'h', version: undefined} as const
+
+/** Flags as parsed: a value option's text, a boolean's state; absent when not given. */
+export type ParsedFlags = {-readonly [K in FlagName]?: (typeof FLAGS)[K]['type'] extends 'value' ? string : boolean}

@@ -1,0 +1,114 @@
+// From parsed flags to a finished run, shared by the fast entry (./main.ts) and the oclif
+// command: prepare() is the one place where flags become CheckOptions and the rest of a run;
+// runCheck() probes, writes the answer and exits with 0, 1 or 2 (SPEC §6).
+import {attemptSmtp} from '../core/attempt.js'
+import {DEFAULT_NEGATIVE_TTL, DEFAULT_POSITIVE_TTL, type OutcomeCache} from '../core/cache.js'
+import {defaultCachePath, FileCache} from '../core/cache-file.js'
+import {check, type CheckOptions} from '../core/check.js'
+import {escapeControls, FatalError, UsageError} from '../core/errors.js'
+import {MAX_TIMER_SECONDS, parseDnsServer, parseInteger, parseSeconds, parseServerList, parseStop, type HostPort} from '../core/grammar.js'
+import {lookupMx, mxResolver, parseMxDomain} from '../core/mx.js'
+import {DEFAULT_ATTEMPT_DELAY_MS} from '../core/race.js'
+import {formatEvent, formatMxEvent, toJson} from '../core/report.js'
+import {dnsServerResolver, systemResolver, type Resolver} from '../core/resolve.js'
+import {DEFAULT_PORT, DEFAULT_TIMEOUT_S, type ParsedFlags} from './flags.js'
+
+const USAGE = 'usage: smtpdcheck [--stop {ip-addr|name}] [--timeout seconds] [options] [prio:]server ...'
+
+/** Run with no arguments at all: the usage on stderr, exit 2 (SPEC §2). */
+export function usage(): never {
+  process.stderr.write(`${USAGE}\n`)
+  process.exit(2)
+}
+
+/** Everything a run needs, decided from the command line before anything is probed. */
+export interface Prepared {
+  readonly options: CheckOptions
+  readonly resolver: Resolver
+  readonly cache?: OutcomeCache
+  readonly verbose: boolean
+  readonly json: boolean
+  /** `--mx DOMAIN` (ASCII): the list is DOMAIN's MX records, looked up before the probes. */
+  readonly mx?: string
+  /** `--dns-server`, for the MX lookup (the resolver above asks it for A and AAAA). */
+  readonly dnsServer?: HostPort
+}
+
+/** Flags and server words → a run; a bad word or value is a UsageError (nothing probed). */
+export function prepare(flags: ParsedFlags, words: readonly string[]): Prepared {
+  const mx = flags.mx === undefined ? undefined : parseMxDomain(flags.mx)
+  if (mx !== undefined && words.length > 0) throw new UsageError('--mx and server words cannot be used together (one or the other gives the list)')
+  const options: CheckOptions = {
+    entries: parseServerList(words),
+    stop: flags.stop === undefined ? undefined : parseStop(flags.stop),
+    timeoutMs: 1000 * (flags.timeout === undefined ? DEFAULT_TIMEOUT_S : parseSeconds('timeout', flags.timeout, MAX_TIMER_SECONDS)),
+    port: flags.port === undefined ? DEFAULT_PORT : parseInteger('port', flags.port, 1, 65_535),
+    attemptDelayMs: flags['attempt-delay'] === undefined ? DEFAULT_ATTEMPT_DELAY_MS : parseInteger('attempt-delay', flags['attempt-delay'], 0, 60_000),
+    family: flags.ipv4 ? 4 : flags.ipv6 ? 6 : undefined,
+    sequential: flags.sequential ?? false,
+  }
+  const dnsServer = flags['dns-server'] === undefined ? undefined : parseDnsServer(flags['dns-server'])
+  const resolver = dnsServer === undefined ? systemResolver : dnsServerResolver(dnsServer)
+  const ttls = {
+    negative: flags['negative-ttl'] === undefined ? DEFAULT_NEGATIVE_TTL : parseSeconds('negative-ttl', flags['negative-ttl']),
+    positive: flags['positive-ttl'] === undefined ? DEFAULT_POSITIVE_TTL : parseSeconds('positive-ttl', flags['positive-ttl']),
+  }
+  const verbose = flags.verbose ?? false
+  const say = verbose ? (message: string) => warn(`cache: ${message}`) : undefined
+  if (flags['cache-file'] === '') throw new UsageError('--cache-file must not be empty')
+  const useCache = flags.cache ?? true
+  const cachePath = useCache ? flags['cache-file'] ?? defaultCachePath() : undefined
+  if (useCache && cachePath === undefined) say?.('off: neither $XDG_CACHE_HOME nor a home directory is set')
+  const cache = cachePath === undefined ? undefined : new FileCache(cachePath, ttls, {budgetMs: options.timeoutMs, say})
+  return {options, resolver, cache, verbose, json: flags.json ?? false, mx, dnsServer}
+}
+
+/** One diagnostic line on stderr (a closed stderr is ignored: bin/run.js). */
+function warn(line: string): void {
+  process.stderr.write(`${line}\n`)
+}
+
+/** Print one line `smtpdcheck: …` on stderr, control characters escaped, and exit 2 (SPEC §6). */
+export function fail(message: string): never {
+  warn(`smtpdcheck: ${escapeControls(message)}`)
+  process.exit(2)
+}
+
+/** The line for an error: ours as they are, anything else a system error (first line only). */
+export function failure(error: unknown): string {
+  if (error instanceof UsageError || error instanceof FatalError) return error.message
+  const text = String((error as Error)?.message ?? error)
+  return `system error: ${text.split('\n')[0]}`
+}
+
+/** Monotonic ms; not performance.now(), whose first use loads perf_hooks (~1.5 ms a run). */
+const monotonicMs = () => Number(process.hrtime.bigint()) / 1e6
+
+/** Probe, write the answer (exit 1 only once it is written), save the cache, exit. Signals: bin/run.js. */
+export async function runCheck(run: Prepared): Promise<never> {
+  const mx = run.mx === undefined ? undefined : await lookupMx(run.mx, {
+    resolveMx: mxResolver(run.dnsServer),
+    timeoutMs: run.options.timeoutMs,
+    now: monotonicMs,
+    onEvent: run.verbose ? (event) => warn(formatMxEvent(event)) : undefined,
+  })
+  const options = mx === undefined ? run.options : {...run.options, entries: mx.entries}
+  const report = await check(options, {
+    resolver: run.resolver,
+    attempt: attemptSmtp,
+    now: monotonicMs,
+    cache: run.cache,
+    onEvent: run.verbose ? (event) => warn(formatEvent(event)) : undefined,
+  })
+  const answer = run.json ? `${JSON.stringify(toJson(report, mx), null, 2)}\n` : report.winner ? `${report.winner.name}\n` : ''
+  if (answer !== '') await writeOut(answer)
+  await run.cache?.save()
+  process.exit(report.exitCode)
+}
+
+/** Write to stdout and wait until it is out; an answer that cannot be written is a system error. */
+function writeOut(text: string): Promise<void> {
+  return new Promise((resolve) => {
+    process.stdout.write(text, (error) => (error ? fail(`system error: cannot write the answer: ${error.message}`) : resolve()))
+  })
+}
