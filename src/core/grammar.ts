@@ -25,7 +25,7 @@ const MAX_LABEL_OCTETS = 63
 const LABEL = /^[a-z0-9](?:[a-z0-9-]*[a-z0-9])?$/i
 const DECIMAL = /^\d+$/
 /** Digits and dots only, at least one digit: meant as an IPv4 address (two linear scans, no backtracking). */
-const dotted = (text: string) => /^[\d.]+$/.test(text) && /\d/.test(text)
+export const dotted = (text: string) => /^[\d.]+$/.test(text) && /\d/.test(text)
 
 /** Why `name` is not a host name (RFC 1123 / RFC 3696 §2), or undefined if it is one. */
 export function hostnameProblem(name: string): string | undefined {

@@ -3,8 +3,8 @@
 import dns from 'node:dns'
 import {domainToASCII} from 'node:url'
 
-import {FatalError, UsageError} from './errors.js'
-import {hostnameProblem, hostPort, literalFamily, parseServerList, parseServerWord, type Entry, type HostPort} from './grammar.js'
+import {FatalError, quote, UsageError} from './errors.js'
+import {dotted, hostnameProblem, hostPort, literalFamily, parseServerList, parseServerWord, type Entry, type HostPort} from './grammar.js'
 import {printable} from './greeting.js'
 
 /** One MX record as DNS gave it; `exchange` is `.` for the root (a null MX's target). */
@@ -55,8 +55,8 @@ const MX_TRIES = 2
  * anything that is not a host name before or after conversion, is a usage error.
  */
 export function parseMxDomain(text: string): string {
-  const bad = (why: string) => new UsageError(`bad --mx "${printable(text)}": ${printable(why)}`)
-  const literal = (t: string) => literalFamily(t.replace(/^\[(.*)\]$/, '$1')) !== 0 || /^[\d.]*\d[\d.]*$/.test(t)
+  const bad = (why: string) => new UsageError(`bad --mx ${quote(text)}: ${why}`)
+  const literal = (t: string) => literalFamily(t.replace(/^\[(.*)\]$/, '$1')) !== 0 || dotted(t)
   if (text === '') throw bad('empty domain')
   if (literal(text)) throw bad('an address literal, not a domain')
   // An ASCII word gets the grammar's reason; then punycode labels (xn--) are checked too.
