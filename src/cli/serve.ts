@@ -27,6 +27,7 @@ export interface ServeSetup {
   readonly cache?: OutcomeCache
   readonly verbose: boolean
   readonly deps: Parameters<typeof longLived>[0]
+  readonly log: Log
 }
 
 /** How often a --cache-file is written while serving (and once at the end). */
@@ -41,6 +42,7 @@ export function prepareServe(flags: ServeFlags, words: readonly string[]): Serve
   const settings = {...probe, sequential: false}
   const ttls = ttlsOf(flags, SERVE_POSITIVE_TTL)
   const verbose = flags.verbose ?? false
+  const log = stderrLog()
   const path = flagText(flags, 'cache-file')
   const say = verbose ? (message: string) => log(`cache: ${message}`) : undefined
   const cache = flags.cache === false ? undefined : path === undefined ? new MemoryCache(ttls, Date.now, probe.timeoutMs) : new FileCache(path, ttls, {budgetMs: probe.timeoutMs, say})
@@ -54,12 +56,33 @@ export function prepareServe(flags: ServeFlags, words: readonly string[]): Serve
     cache,
     verbose,
     deps: {resolver, resolveMx: mxResolver(dnsServer), attempt: attemptSmtp, now: monotonicMs, cache},
+    log,
   }
 }
 
-/** One log line on stderr (journald takes it as is); a closed stderr is ignored (bin/run.js). */
-function log(line: string): void {
-  process.stderr.write(`smtpdcheck: ${line}\n`)
+export interface Log {
+  /** One line (without program name or newline). */
+  (line: string): void
+  /** Write what is pending now (before exit). */
+  flush(): void
+}
+
+/**
+ * Log lines on stderr as `smtpdcheck: …` (journald takes them as they are; a closed stderr is
+ * ignored: bin/run.js). The lines of one turn of the event loop leave in one write: stderr
+ * is synchronous, and a write per decision would cost a system call each.
+ */
+export function stderrLog(): Log {
+  const pending: string[] = []
+  const flush = () => {
+    if (pending.length > 0) process.stderr.write(pending.join(''))
+    pending.length = 0
+  }
+  const log = (line: string) => {
+    if (pending.length === 0) setImmediate(flush)
+    pending.push(`smtpdcheck: ${line}\n`)
+  }
+  return Object.assign(log, {flush})
 }
 
 /** A request's decision for the log: the server named, why, and whether the cache answered. */
@@ -73,18 +96,18 @@ export function decisionOf({report, mx}: Checked): Decision {
   return {note: `no more preferred MX is up (${report.selection.candidates.length} tried)`, cached}
 }
 
-/** The server's decide(): the checker on the recipient domain's MX list, stop per request. */
-export function decideWith(checker: Checker, verbose: boolean): Decide {
+/** The server's decide(): the checker on the recipient domain's MX list, stop per request; `log` gets the trace (--verbose). */
+export function decideWith(checker: Checker, log?: (line: string) => void): Decide {
   let requests = 0
   return async (query, signal) => {
     const stop = query.stop === undefined ? undefined : parseStop(query.stop)
-    const trace = verbose ? `#${++requests} ${query.domain}: ` : undefined
+    const trace = log ? `#${++requests} ${query.domain}: ` : undefined
     const checked = await checker.check({
       list: {mx: query.domain},
       stop,
       signal,
-      onEvent: trace === undefined ? undefined : (event) => log(trace + formatEvent(event)),
-      onMxEvent: trace === undefined ? undefined : (event) => log(trace + formatMxEvent(event)),
+      onEvent: log && ((event) => log(trace + formatEvent(event))),
+      onMxEvent: log && ((event) => log(trace + formatMxEvent(event))),
     })
     return decisionOf(checked)
   }
@@ -107,9 +130,10 @@ async function checkStop(setup: ServeSetup): Promise<void> {
 export async function runServe(setup: ServeSetup): Promise<void> {
   await checkStop(setup)
   const checker = createChecker(setup.settings, longLived(setup.deps, {...SERVE_DNS_CACHE, now: monotonicMs}))
+  const {log} = setup
   const server = await startPolicyServer({
     listen: setup.listen,
-    decide: decideWith(checker, setup.verbose),
+    decide: decideWith(checker, setup.verbose ? log : undefined),
     stop: setup.stop?.text,
     timeoutMs: setup.settings.timeoutMs,
     maxConnections: setup.maxConnections,
@@ -118,7 +142,7 @@ export async function runServe(setup: ServeSetup): Promise<void> {
   })
   for (const endpoint of server.endpoints) log(`listening on ${endpoint}`)
   const saver = setup.cache instanceof FileCache ? setInterval(() => void setup.cache!.save(), SAVE_EVERY_MS).unref() : undefined
-  onStopSignals(server, async () => {
+  onStopSignals(server, log, async () => {
     clearInterval(saver)
     await setup.cache?.save()
   })
@@ -129,10 +153,10 @@ export async function runServe(setup: ServeSetup): Promise<void> {
  * close idle connections, answer what is in flight (each within --timeout), exit 0. A second
  * one exits 0 at once. The other signals keep bin/run.js's rule (exit 2 at once).
  */
-function onStopSignals(server: PolicyServer, finish: () => Promise<void>): void {
+function onStopSignals(server: PolicyServer, log: Log, finish: () => Promise<void>): void {
   let stopping = false
   const stop = (signal: NodeJS.Signals) => {
-    if (stopping) process.exit(0)
+    if (stopping) return void (log.flush(), process.exit(0))
     stopping = true
     log(`${signal}: closing (${server.connections()} connection${server.connections() === 1 ? '' : 's'} open)`)
     void server
@@ -140,6 +164,7 @@ function onStopSignals(server: PolicyServer, finish: () => Promise<void>): void 
       .then(finish)
       .then(() => {
         log('closed')
+        log.flush()
         process.exit(0)
       })
   }

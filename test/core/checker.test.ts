@@ -117,7 +117,7 @@ describe('a client that leaves mid-probe', () => {
       {timeoutMs: 5000, port: primary.port, attemptDelayMs: 250, sequential: false},
       longLived({resolver: server, resolveMx: mxResolver({address: '127.0.20.1', port: dns.port}), attempt: attemptSmtp, now, cache: new MemoryCache({positive: 30, negative: 60})}, {...SERVE_DNS_CACHE, now}),
     )
-    const policy = await startPolicyServer({listen: [{kind: 'inet', host: '127.0.20.1', port: 0}], decide: decideWith(checker, false), timeoutMs: 5000, log: () => {}})
+    const policy = await startPolicyServer({listen: [{kind: 'inet', host: '127.0.20.1', port: 0}], decide: decideWith(checker), timeoutMs: 5000, log: () => {}})
     const port = Number(policy.endpoints[0].split(':').at(-1))
     await sleep(50)
     const before = resources()
