@@ -24,6 +24,7 @@ Probes in flight are shared; outcomes are cached in memory (--positive-ttl 30 s,
 
   override async run(): Promise<void> {
     const line = parseFlags(SERVE_FLAGS, this.argv, 'smtpdcheck serve --help')
+    this.parsed = true // by src/cli/argv.ts, the rules of the command (no oclif "did not parse" warning)
     if (line.kind === 'oclif') return this.answerOclif()
     await runServe(prepareServe(line.flags as ServeFlags, line.words))
   }
