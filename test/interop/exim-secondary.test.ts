@@ -7,12 +7,12 @@
 // a fixture primary) and 20 mx2.example.test (127.0.0.36, Exim itself).
 // An SMTP client talks to Exim up to RCPT.
 import {readFileSync} from 'node:fs'
-import net from 'node:net'
 import {afterAll, beforeAll, describe, expect, it} from 'vitest'
 
 import {cannotRun, DNSMASQ, EXIM, startDnsmasq, startExim} from '../../fixtures/interop/servers.js'
 import {startSmtp, until} from '../../fixtures/smtp.js'
 import {BIN} from '../cli.js'
+import {rcptReply} from './smtp-client.js'
 
 const SECONDARY = '127.0.0.36'
 const PRIMARY = '127.0.0.37'
@@ -30,45 +30,6 @@ function readmeRecipe(): string {
   const block = /In the RCPT ACL[^\n]*\n\n((?: {4}[^\n]*\n)+)/.exec(section)
   if (!block) throw new Error('README: no Exim RCPT ACL block in "Use with Exim"')
   return block[1].replace(/^ {4}/gm, '').trimEnd()
-}
-
-/**
- * Talk SMTP to host:port: read the greeting, then send each command after the reply to the
- * one before. Resolves with every reply (multi-line replies joined by \n); bounded by `limitMs`.
- */
-async function dialogue(host: string, port: number, commands: string[], limitMs = 15_000): Promise<string[]> {
-  const socket = net.connect({host, port})
-  socket.setEncoding('latin1')
-  const replies: string[] = []
-  let buffer = ''
-  const timer = setTimeout(() => socket.destroy(new Error(`dialogue not over after ${limitMs} ms: ${JSON.stringify(replies)}`)), limitMs)
-  try {
-    await new Promise<void>((resolve, reject) => {
-      socket.on('error', reject)
-      socket.on('close', () => reject(new Error(`connection closed after ${JSON.stringify(replies)}`)))
-      socket.on('data', (data: string) => {
-        buffer += data
-        for (let reply; (reply = /^(?:\d{3}-[^\n]*\n)*\d{3}(?: [^\n]*)?\n/.exec(buffer)); ) {
-          buffer = buffer.slice(reply[0].length)
-          replies.push(reply[0].replace(/\r?\n$/, '').replace(/\r\n/g, '\n'))
-          const next = commands[replies.length - 1]
-          if (next === undefined) resolve()
-          else socket.write(`${next}\r\n`)
-        }
-      })
-    })
-  } finally {
-    clearTimeout(timer)
-    socket.destroy()
-  }
-  return replies
-}
-
-/** Exim's reply to RCPT TO:<rcpt> (the 4th reply: greeting, EHLO, MAIL, RCPT, QUIT). */
-async function rcptReply(exim: {host: string; port: number}, rcpt: string): Promise<string> {
-  const replies = await dialogue(exim.host, exim.port, ['EHLO client.test', 'MAIL FROM:<sender@client.test>', `RCPT TO:<${rcpt}>`, 'QUIT'])
-  expect(replies.slice(0, 3).map((r) => r.slice(0, 3))).toEqual(['220', '250', '250'])
-  return replies[3]
 }
 
 describe.skipIf(skip !== undefined)(`Exim as a secondary MX running smtpdcheck${skip ? ` (skipped: ${skip})` : ''}`, () => {
