@@ -1,0 +1,92 @@
+// Interop (issue 12): a private Postfix on 127.0.20.40 is a secondary MX (relay_domains) whose
+// smtpd_recipient_restrictions ask `smtpdcheck serve` with the README's check_policy_service
+// line (port replaced) after reject_unauth_destination. serve asks a DNS fixture on
+// 127.0.20.1 (--dns-server): example.test's MX records are 10 mx1.example.test (127.0.20.41,
+// a fixture primary) and 20 mx2.example.test (127.0.20.40, Postfix itself); best.test has
+// them the other way round. Nothing is delivered (relay_transport is an error transport and
+// the client quits after RCPT). An SMTP client talks to Postfix's smtpd up to RCPT.
+import {readFileSync} from 'node:fs'
+import {setTimeout as sleep} from 'node:timers/promises'
+import {afterAll, beforeAll, describe, expect, it} from 'vitest'
+
+import {startDns} from '../../fixtures/dns.js'
+import {cannotRun, POSTFIX, startPostfix} from '../../fixtures/interop/servers.js'
+import {startSmtp} from '../../fixtures/smtp.js'
+import {startTimed} from '../../fixtures/spawn.js'
+import {BIN} from '../cli.js'
+import {rcptReply} from './smtp-client.js'
+
+const SECONDARY = '127.0.20.40'
+const PRIMARY = '127.0.20.41'
+const skip = cannotRun(POSTFIX, {root: true, user: 'postfix'})
+if (skip) console.warn(`interop/postfix-policy skipped: ${skip}`)
+
+/** The README's check_policy_service restriction, word for word; only the port is serve's. */
+function readmePolicy(port: number): string {
+  const readme = readFileSync(new URL('../../README.md', import.meta.url), 'utf8')
+  const section = readme.slice(readme.indexOf('## Use with Postfix'))
+  const line = /^ {8}(check_policy_service \{ inet:127\.0\.0\.1:10040, [^}]*\})$/m.exec(section)
+  if (!line) throw new Error('README: no check_policy_service line in "Use with Postfix"')
+  return line[1].replace('inet:127.0.0.1:10040', `inet:127.0.20.1:${port}`)
+}
+
+describe.skipIf(skip !== undefined)(`Postfix asking smtpdcheck serve (check_policy_service)${skip ? ` (skipped: ${skip})` : ''}`, () => {
+  let dns: Awaited<ReturnType<typeof startDns>>
+  let primary: Awaited<ReturnType<typeof startSmtp>>
+  let postfix: Awaited<ReturnType<typeof startPostfix>>
+  let serve: ReturnType<typeof startTimed>
+  beforeAll(async () => {
+    dns = await startDns({
+      'example.test': {MX: [[10, 'mx1.example.test'], [20, 'mx2.example.test']]},
+      'best.test': {MX: [[10, 'mx2.example.test'], [20, 'mx1.example.test']]},
+      'mx1.example.test': {A: [PRIMARY]},
+      'mx2.example.test': {A: [SECONDARY]},
+    }, {host: '127.0.20.1'})
+    primary = await startSmtp({host: PRIMARY, greeting: '220 primary.test ESMTP\r\n'})
+    serve = startTimed([BIN, 'serve', '--listen', 'inet:127.0.20.1:0', '--dns-server', dns.address, '--port', String(primary.port), '--no-cache'], {limitMs: 120_000})
+    for (let i = 0; i < 250 && !/listening on inet:/.test(serve.output.stderr); i++) await sleep(20)
+    const port = Number(/listening on inet:127\.0\.20\.1:(\d+)/.exec(serve.output.stderr)?.[1])
+    postfix = await startPostfix(SECONDARY, {
+      smtpd: true,
+      main: [
+        'relay_domains = example.test best.test',
+        'local_recipient_maps =',
+        'alias_maps =',
+        'smtpd_reject_unlisted_recipient = no',
+        'smtpd_relay_restrictions = reject_unauth_destination',
+        `smtpd_recipient_restrictions = reject_unauth_destination, ${readmePolicy(port)}`,
+      ].join('\n'),
+    })
+  }, 30_000)
+  afterAll(async () => {
+    await postfix?.close()
+    serve?.child.kill('SIGTERM')
+    await serve?.done
+    await primary?.close()
+    await dns?.close()
+  })
+
+  const reply = (rcpt: string) => rcptReply({host: SECONDARY, port: postfix.smtpdPort!}, rcpt)
+
+  it('primary up: RCPT gets 450 4.7.1 naming the primary', async () => {
+    expect(await reply('user@example.test')).toBe('450 4.7.1 <user@example.test>: Recipient address rejected: Please use server mx1.example.test')
+  })
+
+  it('Postfix is the best MX (its server_address): 250, nothing probed', async () => {
+    const probes = primary.connections.length
+    expect(await reply('user@best.test')).toMatch(/^250 /)
+    expect(primary.connections.length).toBe(probes)
+  })
+
+  it('a domain it does not relay for: refused by reject_unauth_destination before the policy', async () => {
+    expect(await reply('user@elsewhere.test')).toMatch(/^554 .*Relay access denied/)
+  })
+
+  it('primary down: 250; no policy warning in Postfix\'s log', async () => {
+    await primary.close()
+    expect(await reply('user@example.test')).toMatch(/^250 /)
+    expect(postfix.log()).not.toMatch(/warning:/) // e.g. "problem talking to server", "connect to …: Connection refused"
+    expect(serve.output.stderr).toMatch(/domain=example\.test decision=defer server=mx1\.example\.test/)
+    expect(serve.output.stderr).toMatch(/domain=example\.test decision=dunno/)
+  })
+})
