@@ -10,10 +10,11 @@ import {afterEach, describe, expect, it} from 'vitest'
 
 import {startDns} from '../fixtures/dns.js'
 import {startSmtp} from '../fixtures/smtp.js'
-import {startTimed, type Run} from '../fixtures/spawn.js'
+import {startTimed} from '../fixtures/spawn.js'
 import {BIN, runCli} from './cli.js'
 import {closedAfterEach} from './fixtures.js'
 import {DEFER, DUNNO, rcpt} from './policy/client.js'
+import {startServe, type Served} from './serve-harness.js'
 
 const keep = closedAfterEach()
 const PRIMARY = '127.0.20.10'
@@ -23,22 +24,11 @@ afterEach(() => {
   for (const {child} of started.splice(0)) if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL')
 })
 
-interface Served {
-  child: ReturnType<typeof startTimed>['child']
-  output: {stdout: string; stderr: string}
-  done: Promise<Run>
-  port: number
-}
-
-/** Start `serve args` on 127.0.20.1, port 0; resolves once it listens (or has exited). */
+/** Start `serve --listen inet:127.0.20.1:0 args`, killed after the test if still running. */
 async function serve(args: string[]): Promise<Served> {
-  const run = startTimed([BIN, 'serve', '--listen', 'inet:127.0.20.1:0', ...args], {limitMs: 60_000})
-  started.push(run)
-  let exited = false
-  void run.done.then(() => (exited = true))
-  for (let i = 0; i < 400 && !exited && !/listening on inet:/.test(run.output.stderr); i++) await sleep(20)
-  const port = Number(/listening on inet:127\.0\.20\.1:(\d+)/.exec(run.output.stderr)?.[1])
-  return {...run, port}
+  const served = await startServe(args)
+  started.push(served)
+  return served
 }
 
 /** A zone: example.test's MX is the primary (10) and the secondary (20). */

@@ -5,14 +5,10 @@
 // mx1.example.test (127.0.20.37, a fixture primary) and 20 mx2.example.test (127.0.20.36,
 // Exim itself); best.test has them the other way round. An SMTP client talks to Exim up to RCPT.
 import {readFileSync} from 'node:fs'
-import {setTimeout as sleep} from 'node:timers/promises'
 import {afterAll, beforeAll, describe, expect, it} from 'vitest'
 
-import {startDns} from '../../fixtures/dns.js'
 import {cannotRun, EXIM, startExim} from '../../fixtures/interop/servers.js'
-import {startSmtp} from '../../fixtures/smtp.js'
-import {startTimed} from '../../fixtures/spawn.js'
-import {BIN} from '../cli.js'
+import {startMxWorld} from '../serve-harness.js'
 import {rcptReply} from './smtp-client.js'
 
 const SECONDARY = '127.0.20.36'
@@ -32,29 +28,19 @@ function readmeRecipe(port: number): string {
 }
 
 describe.skipIf(skip !== undefined)(`Exim asking smtpdcheck serve through \${readsocket}${skip ? ` (skipped: ${skip})` : ''}`, () => {
-  let dns: Awaited<ReturnType<typeof startDns>>
-  let primary: Awaited<ReturnType<typeof startSmtp>>
+  let world: Awaited<ReturnType<typeof startMxWorld>>
+  let primary: Awaited<ReturnType<typeof startMxWorld>>['primary']
+  let serve: Awaited<ReturnType<typeof startMxWorld>>['serve']
   let exim: Awaited<ReturnType<typeof startExim>>
-  let serve: ReturnType<typeof startTimed>
   beforeAll(async () => {
-    dns = await startDns({
-      'example.test': {MX: [[10, 'mx1.example.test'], [20, 'mx2.example.test']]},
-      'best.test': {MX: [[10, 'mx2.example.test'], [20, 'mx1.example.test']]},
-      'mx1.example.test': {A: [PRIMARY]},
-      'mx2.example.test': {A: [SECONDARY]},
-    }, {host: '127.0.20.1'})
-    primary = await startSmtp({host: PRIMARY, greeting: '220 primary.test ESMTP\r\n'})
-    serve = startTimed([BIN, 'serve', '--listen', 'inet:127.0.20.1:0', '--dns-server', dns.address, '--port', String(primary.port), '--no-cache'], {limitMs: 120_000})
-    for (let i = 0; i < 250 && !/listening on inet:/.test(serve.output.stderr); i++) await sleep(20)
-    const port = Number(/listening on inet:127\.0\.20\.1:(\d+)/.exec(serve.output.stderr)?.[1])
+    world = await startMxWorld(PRIMARY, SECONDARY)
+    ;({primary, serve} = world)
+    const {port} = serve
     exim = await startExim(SECONDARY, {template: 'exim-policy.conf', values: {RECIPE: readmeRecipe(port)}})
   }, 30_000)
   afterAll(async () => {
     await exim?.close()
-    serve?.child.kill('SIGTERM')
-    await serve?.done
-    await primary?.close()
-    await dns?.close()
+    await world?.close()
   })
 
   it('primary up: RCPT gets 451 4.7.1 naming the primary (Exim defers with 451)', async () => {

@@ -6,14 +6,10 @@
 // them the other way round. Nothing is delivered (relay_transport is an error transport and
 // the client quits after RCPT). An SMTP client talks to Postfix's smtpd up to RCPT.
 import {readFileSync} from 'node:fs'
-import {setTimeout as sleep} from 'node:timers/promises'
 import {afterAll, beforeAll, describe, expect, it} from 'vitest'
 
-import {startDns} from '../../fixtures/dns.js'
 import {cannotRun, POSTFIX, startPostfix} from '../../fixtures/interop/servers.js'
-import {startSmtp} from '../../fixtures/smtp.js'
-import {startTimed} from '../../fixtures/spawn.js'
-import {BIN} from '../cli.js'
+import {startMxWorld} from '../serve-harness.js'
 import {rcptReply} from './smtp-client.js'
 
 const SECONDARY = '127.0.20.40'
@@ -31,21 +27,14 @@ function readmePolicy(port: number): string {
 }
 
 describe.skipIf(skip !== undefined)(`Postfix asking smtpdcheck serve (check_policy_service)${skip ? ` (skipped: ${skip})` : ''}`, () => {
-  let dns: Awaited<ReturnType<typeof startDns>>
-  let primary: Awaited<ReturnType<typeof startSmtp>>
+  let world: Awaited<ReturnType<typeof startMxWorld>>
+  let primary: Awaited<ReturnType<typeof startMxWorld>>['primary']
+  let serve: Awaited<ReturnType<typeof startMxWorld>>['serve']
   let postfix: Awaited<ReturnType<typeof startPostfix>>
-  let serve: ReturnType<typeof startTimed>
   beforeAll(async () => {
-    dns = await startDns({
-      'example.test': {MX: [[10, 'mx1.example.test'], [20, 'mx2.example.test']]},
-      'best.test': {MX: [[10, 'mx2.example.test'], [20, 'mx1.example.test']]},
-      'mx1.example.test': {A: [PRIMARY]},
-      'mx2.example.test': {A: [SECONDARY]},
-    }, {host: '127.0.20.1'})
-    primary = await startSmtp({host: PRIMARY, greeting: '220 primary.test ESMTP\r\n'})
-    serve = startTimed([BIN, 'serve', '--listen', 'inet:127.0.20.1:0', '--dns-server', dns.address, '--port', String(primary.port), '--no-cache'], {limitMs: 120_000})
-    for (let i = 0; i < 250 && !/listening on inet:/.test(serve.output.stderr); i++) await sleep(20)
-    const port = Number(/listening on inet:127\.0\.20\.1:(\d+)/.exec(serve.output.stderr)?.[1])
+    world = await startMxWorld(PRIMARY, SECONDARY)
+    ;({primary, serve} = world)
+    const {port} = serve
     postfix = await startPostfix(SECONDARY, {
       smtpd: true,
       main: [
@@ -60,10 +49,7 @@ describe.skipIf(skip !== undefined)(`Postfix asking smtpdcheck serve (check_poli
   }, 30_000)
   afterAll(async () => {
     await postfix?.close()
-    serve?.child.kill('SIGTERM')
-    await serve?.done
-    await primary?.close()
-    await dns?.close()
+    await world?.close()
   })
 
   const reply = (rcpt: string) => rcptReply({host: SECONDARY, port: postfix.smtpdPort!}, rcpt)

@@ -1,0 +1,46 @@
+// `smtpdcheck serve` as a child process for the tests, and the MX world it is tested in.
+import {setTimeout as sleep} from 'node:timers/promises'
+
+import {startDns} from '../fixtures/dns.js'
+import {startSmtp} from '../fixtures/smtp.js'
+import {startTimed} from '../fixtures/spawn.js'
+import {BIN} from './cli.js'
+
+export type Served = ReturnType<typeof startTimed> & {port: number}
+
+/** Start `serve --listen inet:127.0.20.1:0 args`; resolves once it listens (port) or has exited (port NaN). */
+export async function startServe(args: readonly string[]): Promise<Served> {
+  const run = startTimed([BIN, 'serve', '--listen', 'inet:127.0.20.1:0', ...args], {limitMs: 120_000})
+  let exited = false
+  void run.done.then(() => (exited = true))
+  for (let i = 0; i < 400 && !exited && !/listening on inet:/.test(run.output.stderr); i++) await sleep(20)
+  return {...run, port: Number(/listening on inet:127\.0\.20\.1:(\d+)/.exec(run.output.stderr)?.[1])}
+}
+
+/**
+ * A DNS fixture on 127.0.20.1 where example.test's MX records are 10 mx1.example.test
+ * (`primaryHost`, a fixture SMTP server greeting at once) and 20 mx2.example.test
+ * (`secondaryHost`, the MTA under test); best.test has them the other way round. Then
+ * serve asking that DNS server and probing the primary's port (--no-cache).
+ */
+export async function startMxWorld(primaryHost: string, secondaryHost: string) {
+  const dns = await startDns({
+    'example.test': {MX: [[10, 'mx1.example.test'], [20, 'mx2.example.test']]},
+    'best.test': {MX: [[10, 'mx2.example.test'], [20, 'mx1.example.test']]},
+    'mx1.example.test': {A: [primaryHost]},
+    'mx2.example.test': {A: [secondaryHost]},
+  }, {host: '127.0.20.1'})
+  const primary = await startSmtp({host: primaryHost, greeting: '220 primary.test ESMTP\r\n'})
+  const serve = await startServe(['--dns-server', dns.address, '--port', String(primary.port), '--no-cache'])
+  return {
+    dns,
+    primary,
+    serve,
+    async close() {
+      serve.child.kill('SIGTERM')
+      await serve.done
+      await primary.close()
+      await dns.close()
+    },
+  }
+}
