@@ -19,7 +19,9 @@ const onBrokenPipe = (error) => {
 process.stderr.on('error', onBrokenPipe)
 process.stdout.on('error', onBrokenPipe)
 const onSignal = (signal) => (signal === 'SIGPIPE' && brokenPipe) || process.exit(2)
-for (const signal of SIGNALS) process.on(signal, onSignal)
+// V8's sampling profiler (`node --cpu-prof`, `--prof`) ticks with SIGPROF: leave it to V8 then.
+const profiling = [...process.execArgv, ...(process.env.NODE_OPTIONS ?? '').split(/\s+/)].some((a) => /^--(cpu-)?prof\b/.test(a))
+for (const signal of SIGNALS) if (!(profiling && signal === 'SIGPROF')) process.on(signal, onSignal)
 // A SIGUSR1 that came while node was still starting found node's own handler, which opens the
 // inspector on the first turn of the event loop: close it then, and end as for any signal.
 setImmediate(() => {

@@ -60,3 +60,23 @@ describe.each(['SIGINT', 'SIGTERM'] as const)('%s while probing', (signal) => {
     await until(() => silent.connections.every((c) => c.closed), 2000)
   })
 })
+
+describe('under a sampling profiler (node --cpu-prof)', () => {
+  // V8's profiler ticks with SIGPROF; a handler of ours for SIGPROF would end the run with 2.
+  it('a run that lasts is profiled, not ended by the profiler\'s SIGPROF', async () => {
+    const {mkdtempSync, readdirSync, rmSync} = await import('node:fs')
+    const {tmpdir} = await import('node:os')
+    const {join} = await import('node:path')
+    const dir = mkdtempSync(join(tmpdir(), 'smtpdcheck-prof-'))
+    const silent = await startSmtp({host: '127.0.0.1'})
+    open.push(silent)
+    try {
+      const {done} = startTimed(['--cpu-prof', `--cpu-prof-dir=${dir}`, BIN, '--no-cache', '--timeout', '1', '--port', String(silent.port), '127.0.0.1'], {limitMs: 10_000})
+      const r = await done
+      expect({status: r.status, stdout: r.stdout, stderr: r.stderr}).toEqual({status: 0, stdout: '', stderr: ''})
+      expect(readdirSync(dir).filter((name) => name.endsWith('.cpuprofile'))).toHaveLength(1)
+    } finally {
+      rmSync(dir, {recursive: true, force: true})
+    }
+  })
+})
