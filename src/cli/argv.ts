@@ -29,10 +29,45 @@ function flagOf(name: string): FlagName | undefined {
   return name.startsWith('no-') && Object.hasOwn(SPECS, positive) && SPECS[positive].negatable ? (positive as FlagName) : undefined
 }
 
-/** `-4 (--ipv4)` or `--stop`: a flag as the user may have typed it. */
-function spell(name: string): string {
-  const char = SPECS[name]?.char
-  return char ? `"-${char}" (--${name})` : `"--${name}"`
+/** `"-4" (--ipv4)` or `"--stop"`: a flag as the user typed it (`typed`: `-4`, `--ipv4`, `--no-cache`). */
+function spell(name: string, typed = `--${name}`): string {
+  return typed.startsWith('--') ? `"${typed}"` : `"${typed}" (--${name})`
+}
+
+/** Edit distance with adjacent swaps (optimal string alignment), for "did you mean". */
+function distance(a: string, b: string): number {
+  const d = Array.from({length: a.length + 1}, (_, i) => Array.from({length: b.length + 1}, (_, j) => (i === 0 ? j : j === 0 ? i : 0)))
+  for (let i = 1; i <= a.length; i++) {
+    for (let j = 1; j <= b.length; j++) {
+      d[i][j] = Math.min(d[i - 1][j] + 1, d[i][j - 1] + 1, d[i - 1][j - 1] + (a[i - 1] === b[j - 1] ? 0 : 1))
+      if (i > 1 && j > 1 && a[i - 1] === b[j - 2] && a[i - 2] === b[j - 1]) d[i][j] = Math.min(d[i][j], d[i - 2][j - 2] + 1)
+    }
+  }
+  return d[a.length][b.length]
+}
+
+/** Every long option a user can type: the table's, `--no-` forms and oclif's. */
+const LONG_NAMES = Object.keys(OPTIONS as object)
+
+/**
+ * The option an unknown `--name` was likely meant to be: a unique prefix (`--verb`, `--time`),
+ * else the nearest long name within a third of its length (`--stpo`, `--mx-`), else none.
+ */
+export function nearestOption(name: string): string | undefined {
+  const bare = name.replace(/^-+/, '').replace(/=.*$/s, '').toLowerCase()
+  if (bare === '') return undefined
+  const prefixed = LONG_NAMES.filter((long) => long.startsWith(bare))
+  if (prefixed.length === 1) return `--${prefixed[0]}`
+  const scored = LONG_NAMES.map((long) => ({long, d: distance(bare, long)})).sort((x, y) => x.d - y.d)
+  const [best, second] = scored
+  const near = best.d <= Math.max(1, Math.floor(best.long.length / 3)) && (second === undefined || second.d > best.d)
+  return near ? `--${best.long}` : undefined
+}
+
+/** The line for an unknown option: its word, a suggestion when one is near, where to look. */
+function unknownOption(word: string): UsageError {
+  const guess = word.startsWith('--') ? nearestOption(word) : undefined
+  return new UsageError(`unknown option ${quote(word)}${guess ? `; did you mean ${guess}?` : ''} (see smtpdcheck --help)`)
 }
 
 function tokensOf(argv: readonly string[]) {
@@ -50,6 +85,7 @@ function namesOption(word: string): boolean {
 export function parseCommandLine(argv: readonly string[]): CommandLine {
   const tokens = tokensOf(argv)
   const flags: Record<string, string | boolean> = {}
+  const typed: Record<string, string> = {}
   const words: string[] = []
   let oclif = false
   for (const token of tokens) {
@@ -60,23 +96,24 @@ export function parseCommandLine(argv: readonly string[]): CommandLine {
       continue
     }
     const name = flagOf(token.name)
-    if (name === undefined) throw new UsageError(`unknown option ${quote(argv[token.index])} (see smtpdcheck --help)`)
+    if (name === undefined) throw unknownOption(argv[token.index])
     const spec = SPECS[name]
+    typed[name] ??= token.rawName
     if (spec.type === 'boolean') {
-      if (token.value !== undefined) throw new UsageError(`option ${spell(name)} takes no value: ${quote(`${token.rawName}=${token.value}`)}`)
+      if (token.value !== undefined) throw new UsageError(`option ${spell(name, token.rawName)} takes no value: ${quote(`${token.rawName}=${token.value}`)}`)
       flags[name] = !token.name.startsWith('no-')
       continue
     }
     // `--stop --json`: parseArgs would take `--json` as the value; a forgotten value never
     // swallows the next option (`--timeout -1` is a bad value, `--stop=--json` a value).
-    if (token.value === undefined || (!token.inlineValue && namesOption(token.value))) throw new UsageError(`option ${spell(name)} needs a value`)
-    if (Object.hasOwn(flags, name)) throw new UsageError(`option ${spell(name)} given more than once`)
+    if (token.value === undefined || (!token.inlineValue && namesOption(token.value))) throw new UsageError(`option ${spell(name, token.rawName)} needs a value`)
+    if (Object.hasOwn(flags, name)) throw new UsageError(`option ${spell(name, token.rawName)} given more than once`)
     flags[name] = token.value
   }
   if (oclif) return {kind: 'oclif'}
   for (const name of Object.keys(flags)) {
     const other = SPECS[name].exclusive?.find((x) => Object.hasOwn(flags, x))
-    if (other) throw new UsageError(`options ${spell(name)} and ${spell(other)} cannot be used together`)
+    if (other) throw new UsageError(`options ${spell(name, typed[name])} and ${spell(other, typed[other])} cannot be used together`)
   }
   return {kind: 'check', flags: flags as ParsedFlags, words}
 }
