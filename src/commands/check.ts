@@ -4,7 +4,7 @@ import {Command, Errors, Flags} from '@oclif/core'
 
 import {parseCommandLine} from '../cli/argv.js'
 import {FLAGS, type FlagSpec} from '../cli/flags.js'
-import {fail, failure, prepare, runCheck, usage} from '../cli/run.js'
+import {failRun, prepare, runCheck, usage} from '../cli/run.js'
 
 /** oclif's flag definitions, made from the one table. */
 function oclifFlags() {
@@ -40,6 +40,6 @@ Exit status: 1 and the server's name on stdout when one is available; 0 when non
   override async catch(error: Error): Promise<never> {
     // oclif's own exit (after help or version) passes through.
     if (error instanceof Errors.ExitError) throw error
-    fail(failure(error))
+    failRun(error, this.argv)
   }
 }
