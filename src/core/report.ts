@@ -93,7 +93,7 @@ export function formatSettings(s: Settings, cacheOff?: string): string {
   const family = s.family === null ? 'IPv4 and IPv6' : `IPv${s.family} only`
   const cache = s.cache === null ? `no cache (${cacheOff ?? '--no-cache'})` : `cache ${s.cache} (TTLs ${s.ttls.negative}s unavailable, ${s.ttls.positive}s available)`
   const order = s.sequential ? 'one server at a time' : 'all at once'
-  return `${stamp(0)}settings: port ${s.port}, timeout ${s.timeout === 0 ? 'none' : `${s.timeout}s`}, ${family}, ${order}, attempt delay ${s.attemptDelayMs}ms, resolver ${s.resolver}, ${cache}`
+  return `${stamp(0)}settings: port ${s.port}, timeout ${s.timeout === 0 ? 'none' : `${s.timeout}s`}, ${family}, ${order}, next address after ${s.attemptDelayMs}ms, resolver ${s.resolver}, ${cache}`
 }
 
 /** --json's `probed`: a connection was attempted (a cached outcome, a lookup that ran out, a family with no address are not). */
