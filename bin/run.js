@@ -44,30 +44,23 @@ process.on('unhandledRejection', lastWord)
 // --version) is then run by oclif itself, unchanged.
 // This file and the bundle are CommonJS (bin/package.json) so that a run does not pay for
 // node's ES module loader.
-const {existsSync, readFileSync, writeFileSync} = require('node:fs')
 const {join} = require('node:path')
 
 const root = join(__dirname, '..')
 const argv = process.argv.slice(2)
 
-/** `smtpdcheck autocomplete [script|create] [SHELL] [--refresh-cache] [--help]`. */
+/**
+ * `smtpdcheck autocomplete [SHELL]`, `smtpdcheck autocomplete script SHELL`: our own bash and
+ * zsh completion, made from the flag table (src/cli/completion.ts), offering SUBCOMMANDS as
+ * first words. A bad word is one line `smtpdcheck: …`, exit 2.
+ */
 async function autocomplete() {
-  const [{Config, loadHelpClass}, {normalizeArgv}] = await Promise.all([import('@oclif/core'), import('@oclif/core/help')])
-  const config = await Config.load(root)
-  const end = argv.includes('--') ? argv.indexOf('--') : argv.length
-  if (argv.slice(0, end).includes('--help')) {
-    const Help = await loadHelpClass(config)
-    return new Help(config).showHelp(argv)
+  const [{autocomplete: answer}, {failRun}] = await Promise.all([import('../dist/cli/completion.js'), import('../dist/cli/run.js')])
+  try {
+    process.stdout.write(answer(argv.slice(1), Object.keys(SUBCOMMANDS)))
+  } catch (error) {
+    failRun(error, [])
   }
-  const [id, ...rest] = normalizeArgv(config, argv)
-  await config.runCommand(id, rest)
-  // The bash script lists the default command under oclif's internal id for it; make that
-  // the empty word, so that `smtpdcheck --<TAB>` offers its flags and `smtpdcheck <TAB>`
-  // only `autocomplete`. (zsh cannot take an empty word there: its script stays as made.)
-  const script = join(config.cacheDir, 'autocomplete', 'functions', 'bash', `${config.bin}.bash`)
-  const [command] = config.plugins.get(config.pjson.name).commands
-  const text = existsSync(script) ? readFileSync(script, 'utf8') : ''
-  if (text.includes(`\n${command.id} `)) writeFileSync(script, text.replace(`\n${command.id} `, '\n '))
 }
 
 /** `smtpdcheck serve …`: the policy server (SPEC §11); it handles SIGTERM/SIGINT/SIGHUP itself. */

@@ -199,7 +199,7 @@ describe('a cache file that is not to be trusted, or cannot be written, never ch
     make(again, live.port)
     const verbose = await runCli(['--verbose', '--cache-file', again, '--port', String(live.port), '127.0.0.1'])
     expect(verbose).toMatchObject({stdout: '127.0.0.1\n', status: 1})
-    expect(verbose.stderr).toMatch(new RegExp(`^cache: ignored ${again}: ${why.source}`, 'm'))
+    expect(verbose.stderr).toMatch(new RegExp(`^\\+ *\\d+ms cache: ignored ${again}: ${why.source}`, 'm'))
     expect(live.connections.length).toBe(2)
   })
 
@@ -219,7 +219,7 @@ describe('a cache file that is not to be trusted, or cannot be written, never ch
     expect(await runCli(args)).toMatchObject({stdout: '127.0.0.2\n', stderr: '', status: 1})
     const verbose = await runCli(['--verbose', ...args])
     expect(verbose).toMatchObject({stdout: '127.0.0.2\n', status: 1})
-    expect(verbose.stderr.match(/^cache: .*$/gm)).toEqual([`cache: off: ${plain} is not a directory`])
+    expect(verbose.stderr.match(/cache: .*$/gm)).toEqual([`cache: off: ${plain} is not a directory`])
     expect(primary.connections.length).toBe(2)
   })
 
@@ -234,7 +234,7 @@ describe('a cache file that is not to be trusted, or cannot be written, never ch
     try {
       const r = await runCli(['--verbose', '--cache-file', join(dir, 'cache.json'), '--port', port, ...MXES])
       expect(r).toMatchObject({stdout: '127.0.0.2\n', status: 1})
-      expect(r.stderr).toMatch(/^cache: not written to .*: EPERM$/m)
+      expect(r.stderr).toMatch(/ms cache: not written to .*: EPERM$/m)
     } finally {
       await promisify(execFile)('chattr', ['-i', dir])
     }

@@ -1,29 +1,21 @@
-// Installed like a real CLI: `npm pack`, then `npm install -g` of that tarball into a
-// temporary prefix gives `smtpdcheck` on PATH (fast path, oclif path, autocomplete) and its
-// manual page under share/man. Dependencies come from the npm cache or registry.
+// Installed like a real CLI, by the README's "Install" lines run word for word in a copy of
+// the checkout (`npm ci && npm run build`, `npm pack && npm install -g ./smtpdcheck-….tgz`,
+// npm offline, -g into a temporary prefix): `smtpdcheck` on PATH (fast path, oclif path,
+// autocomplete) and its manual page under share/man.
 import {execFile} from 'node:child_process'
-import {existsSync, mkdtempSync, readFileSync, readdirSync, rmSync} from 'node:fs'
-import {tmpdir} from 'node:os'
-import {delimiter, dirname, join} from 'node:path'
+import {existsSync, readFileSync} from 'node:fs'
+import {join} from 'node:path'
 import {promisify} from 'node:util'
 import {afterAll, beforeAll, describe, expect, it} from 'vitest'
 
+import {installFromReadme} from '../fixtures/install.js'
 import {startSmtp} from '../fixtures/smtp.js'
 
 const ROOT = new URL('..', import.meta.url).pathname
 const exec = promisify(execFile)
-const dir = mkdtempSync(join(tmpdir(), 'smtpdcheck-pack-'))
-const prefix = join(dir, 'prefix')
-// The installed command finds `node` on PATH (its #! line); its cache stays in the temp dir;
-// no NODE_ENV=test (vitest's), under which oclif looks for TypeScript sources.
-const env: NodeJS.ProcessEnv = {
-  ...process.env,
-  NODE_ENV: undefined,
-  PATH: [join(prefix, 'bin'), dirname(process.execPath), process.env.PATH].join(delimiter),
-  XDG_CACHE_HOME: join(dir, 'cache'),
-  npm_config_prefix: undefined,
-  npm_config_global: undefined,
-}
+let installed: Awaited<ReturnType<typeof installFromReadme>>
+let prefix: string
+let env: NodeJS.ProcessEnv
 
 /** Run the installed `smtpdcheck` (found on PATH) asynchronously; bounded. */
 async function smtpdcheck(args: string[]): Promise<{stdout: string; stderr: string; status: number}> {
@@ -38,15 +30,13 @@ async function smtpdcheck(args: string[]): Promise<{stdout: string; stderr: stri
 }
 
 beforeAll(async () => {
-  // dist/ is built by `npm test`'s pretest; --ignore-scripts keeps pack from rebuilding it
-  // under the other test files' feet.
-  await exec('npm', ['pack', '--ignore-scripts', '--pack-destination', dir], {cwd: ROOT, env, timeout: 60_000})
-  const tarball = readdirSync(dir).find((name) => /^smtpdcheck-.*\.tgz$/.test(name))
-  if (!tarball) throw new Error(`npm pack made no tarball in ${dir}`)
-  await exec('npm', ['install', '-g', '--prefix', prefix, '--prefer-offline', '--no-audit', '--no-fund', join(dir, tarball)], {cwd: dir, env, timeout: 120_000})
-}, 180_000)
+  // The README's Install lines, word for word, in a copy of the checkout (fixtures/install.js).
+  installed = await installFromReadme()
+  prefix = installed.prefix
+  env = {...installed.env, npm_config_prefix: undefined, npm_config_offline: undefined}
+}, 300_000)
 
-afterAll(() => rmSync(dir, {recursive: true, force: true}))
+afterAll(() => installed?.remove())
 
 describe('npm pack → npm install -g --prefix TMP', () => {
   it('puts smtpdcheck on PATH: --version', async () => {
@@ -70,7 +60,7 @@ describe('npm pack → npm install -g --prefix TMP', () => {
   it('runs oclif from the installed tree: --help, a bad flag, autocomplete', async () => {
     expect(await smtpdcheck(['--help'])).toMatchObject({status: 0, stdout: expect.stringContaining('$ smtpdcheck --stop s2.domain.com')})
     expect(await smtpdcheck(['--bogus', 'a'])).toEqual({stdout: '', stderr: 'smtpdcheck: unknown option "--bogus" (see smtpdcheck --help)\n', status: 2})
-    expect(await smtpdcheck(['autocomplete', 'bash'])).toMatchObject({status: 0, stdout: expect.stringContaining('smtpdcheck autocomplete script bash')})
+    expect(await smtpdcheck(['autocomplete', 'script', 'bash'])).toMatchObject({status: 0, stdout: expect.stringContaining('complete -F _smtpdcheck_autocomplete smtpdcheck')})
   })
 
   it('installs the manual page where man finds it (share/man/man1)', async () => {

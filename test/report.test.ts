@@ -1,6 +1,5 @@
 // --verbose and --json (SPEC §6): trace lines, the JSON document against
 // docs/report.schema.json, and stdout/exit status unchanged — in-process and through the binary.
-import {readFileSync} from 'node:fs'
 import {describe, expect, it} from 'vitest'
 
 import {attemptSmtp} from '../src/core/attempt.js'
@@ -13,41 +12,8 @@ import {startDns} from '../fixtures/dns.js'
 import {closedPort, startSmtp} from '../fixtures/smtp.js'
 import {runCli} from './cli.js'
 import {closedAfterEach} from './fixtures.js'
+import {validate} from './schema.js'
 
-const SCHEMA = JSON.parse(readFileSync(new URL('../docs/report.schema.json', import.meta.url), 'utf8'))
-
-/**
- * The subset of JSON Schema 2020-12 the schema uses. Any other keyword throws, so the
- * schema cannot say more than this checks. Returns the list of violations.
- */
-const ANNOTATIONS = new Set(['$schema', '$id', '$defs', 'title', 'description'])
-const CHECKED = new Set(['type', 'enum', 'minimum', 'maximum', 'properties', 'required', 'additionalProperties', 'items', '$ref'])
-function validate(value: unknown, schema: Record<string, any> = SCHEMA, path = '$'): string[] {
-  for (const key of Object.keys(schema)) if (!ANNOTATIONS.has(key) && !CHECKED.has(key)) throw new Error(`validator: unsupported keyword ${key}`)
-  if (schema.$ref) return validate(value, SCHEMA.$defs[schema.$ref.replace('#/$defs/', '')], path)
-  const typeOf = (v: unknown) => (v === null ? 'null' : Array.isArray(v) ? 'array' : Number.isInteger(v) ? 'integer' : typeof v)
-  if (schema.type) {
-    const types = [schema.type].flat()
-    const t = typeOf(value)
-    if (!types.includes(t) && !(t === 'integer' && types.includes('number'))) return [`${path}: ${t} is not ${types.join('|')}`]
-  }
-  if (schema.enum && !schema.enum.includes(value)) return [`${path}: ${JSON.stringify(value)} not in enum`]
-  const errors: string[] = []
-  if (typeof value === 'number') {
-    if (schema.minimum !== undefined && value < schema.minimum) errors.push(`${path}: below ${schema.minimum}`)
-    if (schema.maximum !== undefined && value > schema.maximum) errors.push(`${path}: above ${schema.maximum}`)
-  }
-  if (Array.isArray(value) && schema.items) value.forEach((item, i) => errors.push(...validate(item, schema.items, `${path}[${i}]`)))
-  if (typeOf(value) === 'object') {
-    const object = value as Record<string, unknown>
-    for (const key of schema.required ?? []) if (!(key in object)) errors.push(`${path}: missing ${key}`)
-    for (const [key, v] of Object.entries(object)) {
-      if (schema.properties?.[key]) errors.push(...validate(v, schema.properties[key], `${path}.${key}`))
-      else if (schema.additionalProperties === false) errors.push(`${path}: unexpected ${key}`)
-    }
-  }
-  return errors
-}
 
 const keep = closedAfterEach()
 
@@ -181,7 +147,7 @@ describe('--verbose', () => {
       expect([json.status, verbose.status, verbose.stdout]).toEqual([plain.status, plain.status, plain.stdout])
       for (const line of verbose.stderr.trimEnd().split('\n')) expect(line).toMatch(/^\+ {0,2}\d+ms \S/)
       expect(verbose.stderr).not.toMatch(/[\x00-\x08\x0b-\x1f\x7f]/)
-      expect(verbose.stderr).toMatch(new RegExp(`^\\+ {0,2}\\d+ms MX ${domain.replace('.', '\\.')}`))
+      expect(verbose.stderr).toMatch(new RegExp(`^\\+ {0,2}0ms settings: [^\\n]*\\n\\+ {0,2}\\d+ms MX ${domain.replace('.', '\\.')}`))
     }
     expect(outcomes).toEqual(['mx', 'implicit', 'null', 'nxdomain'])
     const list = JSON.parse((await runCli([...base, '--json', '--mx', 'list.test'])).stdout)

@@ -33,7 +33,7 @@ export const FLAGS = {
   sequential: {type: 'boolean', summary: 'Probe one server at a time in list order, as the original did.'},
   'negative-ttl': {type: 'value', summary: `Seconds an unavailable address is skipped. [default: ${DEFAULT_NEGATIVE_TTL}]`, helpValue: 'seconds'},
   'positive-ttl': {type: 'value', summary: `Seconds an available address is believed without probing. [default: ${DEFAULT_POSITIVE_TTL}]`, helpValue: 'seconds'},
-  'cache-file': {type: 'value', summary: 'Cache file [default: $XDG_CACHE_HOME/smtpdcheck/cache.json].', helpValue: 'PATH'},
+  'cache-file': {type: 'value', summary: 'Cache file. [default: $XDG_CACHE_HOME/smtpdcheck/cache.json, or ~/.cache/smtpdcheck/cache.json when $XDG_CACHE_HOME is unset]', helpValue: 'PATH'},
   cache: {type: 'boolean', negatable: true, summary: 'Remember outcomes between runs (--no-cache turns it off).'},
   verbose: {type: 'boolean', char: 'v', summary: 'Trace every step on stderr.'},
   json: {type: 'boolean', summary: 'Describe the run as one JSON document on stdout.'},

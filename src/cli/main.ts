@@ -2,7 +2,7 @@
 // main() runs the command and resolves false only for a line oclif answers (--help,
 // --version); bin/run.js then hands that line to oclif unchanged.
 import {parseCommandLine} from './argv.js'
-import {fail, failure, prepare, runCheck, usage} from './run.js'
+import {failRun, prepare, runCheck, usage} from './run.js'
 
 export {parseCommandLine} from './argv.js'
 
@@ -13,6 +13,6 @@ export async function main(argv: readonly string[]): Promise<boolean> {
     if (line.kind === 'oclif') return false
     return await runCheck(prepare(line.flags, line.words))
   } catch (error) {
-    fail(failure(error))
+    failRun(error, argv)
   }
 }

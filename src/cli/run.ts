@@ -6,11 +6,11 @@ import {DEFAULT_NEGATIVE_TTL, DEFAULT_POSITIVE_TTL, type OutcomeCache, type Ttls
 import {defaultCachePath, FileCache} from '../core/cache-file.js'
 import type {CheckOptions} from '../core/check.js'
 import {createChecker} from '../core/checker.js'
-import {escapeControls, FatalError, UsageError} from '../core/errors.js'
-import {MAX_TIMER_SECONDS, parseDnsServer, parseInteger, parseSeconds, parseServerList, parseStop, type HostPort} from '../core/grammar.js'
+import {escapeControls, FatalError, UsageError, type FailureKind} from '../core/errors.js'
+import {hostPort, MAX_TIMER_SECONDS, parseDnsServer, parseInteger, parseSeconds, parseServerList, parseStop, type HostPort} from '../core/grammar.js'
 import {mxResolver, parseMxDomain} from '../core/mx.js'
 import {DEFAULT_ATTEMPT_DELAY_MS} from '../core/race.js'
-import {formatEvent, formatMxEvent, toJson} from '../core/report.js'
+import {formatEvent, formatMxEvent, formatSettings, stamp, toJson, type Settings} from '../core/report.js'
 import {dnsServerResolver, systemResolver, type Resolver} from '../core/resolve.js'
 import {DEFAULT_PORT, DEFAULT_TIMEOUT_S, type ParsedFlags} from './flags.js'
 
@@ -33,21 +33,38 @@ export interface Prepared {
   readonly mx?: string
   /** `--dns-server`, for the MX lookup (the resolver above asks it for A and AAAA). */
   readonly dnsServer?: HostPort
+  /** The run's start on monotonicMs' clock: every --verbose line counts from it. */
+  readonly startMs: number
+  /** The settings in force (--json `options`, the --verbose header line). */
+  readonly settings: Settings
+  /** Why the cache is off when neither --no-cache nor a file says so (no cache directory). */
+  readonly cacheOff?: string
 }
 
 /** Flags and server words → a run; a bad word or value is a UsageError (nothing probed). */
-export function prepare(flags: ParsedFlags, words: readonly string[]): Prepared {
+export function prepare(flags: ParsedFlags, words: readonly string[], startMs = monotonicMs()): Prepared {
   const mx = flags.mx === undefined ? undefined : parseMxDomain(flags.mx)
   if (mx !== undefined && words.length > 0) throw new UsageError('--mx and server words cannot be used together (one or the other gives the list)')
   const options: CheckOptions = {...probeOptions(flags), entries: parseServerList(words), sequential: flags.sequential ?? false}
+  const {resolver, dnsServer} = dnsOf(flags)
   const verbose = flags.verbose ?? false
-  const say = verbose ? (message: string) => warn(`cache: ${message}`) : undefined
+  const say = verbose ? (message: string) => warn(`${stamp(monotonicMs() - startMs)}cache: ${message}`) : undefined
   const useCache = flags.cache ?? true
   const cachePath = useCache ? flagText(flags, 'cache-file') ?? defaultCachePath() : undefined
-  if (useCache && cachePath === undefined) say?.('off: neither $XDG_CACHE_HOME nor a home directory is set')
+  const cacheOff = useCache && cachePath === undefined ? 'neither $XDG_CACHE_HOME nor a home directory is set' : undefined
   const ttls = ttlsOf(flags, DEFAULT_POSITIVE_TTL)
   const cache = cachePath === undefined ? undefined : new FileCache(cachePath, ttls, {budgetMs: options.timeoutMs, say})
-  return {options, ...dnsOf(flags), cache, verbose, json: flags.json ?? false, mx}
+  const settings: Settings = {
+    port: options.port,
+    timeout: options.timeoutMs / 1000,
+    family: options.family ?? null,
+    resolver: dnsServer === undefined ? 'system' : hostPort(dnsServer.address, dnsServer.port),
+    attemptDelayMs: options.attemptDelayMs,
+    sequential: options.sequential,
+    cache: cachePath ?? null,
+    ttls,
+  }
+  return {options, resolver, dnsServer, cache, verbose, json: flags.json ?? false, mx, startMs, settings, cacheOff}
 }
 
 /** The options shared by the command and serve (one rule per option; SPEC §2, §5, §7). */
@@ -95,6 +112,27 @@ export function fail(message: string): never {
   process.exit(2)
 }
 
+/** What kind of exit-2 failure an error is (--json's error object). */
+export function failureKind(error: unknown): FailureKind {
+  return error instanceof UsageError ? 'usage' : error instanceof FatalError ? error.kind : 'system'
+}
+
+/** `--json` before `--`: a failure is then also a JSON document on stdout (even when the line did not parse). */
+export function wantsJson(argv: readonly string[]): boolean {
+  const end = argv.indexOf('--')
+  return (end < 0 ? argv : argv.slice(0, end)).includes('--json')
+}
+
+/**
+ * End a run that failed (exit 2): the one line on stderr as always and, under --json, the
+ * document `{"error": {"kind", "message"}}` on stdout first, so that a JSON reader gets one.
+ */
+export function failRun(error: unknown, argv: readonly string[]): never {
+  const message = failure(error)
+  if (wantsJson(argv)) process.stdout.write(`${JSON.stringify({error: {kind: failureKind(error), message: escapeControls(message)}}, null, 2)}\n`)
+  fail(message)
+}
+
 /** The line for an error: ours as they are, anything else a system error (first line only). */
 export function failure(error: unknown): string {
   if (error instanceof UsageError || error instanceof FatalError) return error.message
@@ -107,15 +145,17 @@ export const monotonicMs = () => Number(process.hrtime.bigint()) / 1e6
 
 /** Probe, write the answer (exit 1 only once it is written), save the cache, exit. Signals: bin/run.js. */
 export async function runCheck(run: Prepared): Promise<never> {
+  if (run.verbose) warn(formatSettings(run.settings, run.cacheOff))
   const {entries, stop, ...settings} = run.options
   const checker = createChecker(settings, {resolver: run.resolver, resolveMx: mxResolver(run.dnsServer), attempt: attemptSmtp, now: monotonicMs, cache: run.cache})
   const {report, mx} = await checker.check({
     list: run.mx === undefined ? {entries} : {mx: run.mx},
     stop,
+    startMs: run.startMs,
     onEvent: run.verbose ? (event) => warn(formatEvent(event)) : undefined,
     onMxEvent: run.verbose ? (event) => warn(formatMxEvent(event)) : undefined,
   })
-  const answer = run.json ? `${JSON.stringify(toJson(report, mx), null, 2)}\n` : report.winner ? `${report.winner.name}\n` : ''
+  const answer = run.json ? `${JSON.stringify(toJson(report, mx, run.settings), null, 2)}\n` : report.winner ? `${report.winner.name}\n` : ''
   if (answer !== '') await writeOut(answer)
   await run.cache?.save()
   process.exit(report.exitCode)

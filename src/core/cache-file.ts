@@ -194,7 +194,8 @@ export class FileCache extends MemoryCache {
     const read = file === null ? {why: 'missing'} : readTrusted(file)
     const entries = read.text === undefined ? read.why : parseCache(read.text)
     if (typeof entries === 'string') {
-      if (!quiet) this.say(`ignored ${this.path}: ${entries}`)
+      // A first run has no file yet: that is no fault, and the line must not read as one.
+      if (!quiet) this.say(read.why === 'missing' ? `no cache yet (${this.path} does not exist)` : `ignored ${this.path}: ${entries}`)
       return {entries: new Map(), text: read.text}
     }
     if (!quiet) this.say(`${entries.size} entr${entries.size === 1 ? 'y' : 'ies'} in ${this.path}`)

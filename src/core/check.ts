@@ -26,6 +26,8 @@ export interface CheckDeps {
   readonly attempt: AttemptFn
   /** Monotonic milliseconds. */
   readonly now: () => number
+  /** The run's start on `now`'s clock, so that every trace line shares one clock (default: when check() is called). */
+  readonly startMs?: number
   readonly cache?: OutcomeCache
   /** Aborting it (SIGINT/SIGTERM) tears every attempt down. */
   readonly signal?: AbortSignal
@@ -92,7 +94,7 @@ interface Run {
 }
 
 function startRun(options: CheckOptions, deps: CheckDeps): Run & {dispose(): void} {
-  const t0 = deps.now()
+  const t0 = deps.startMs ?? deps.now()
   const live = new Set<AbortController>()
   let ended: unknown
   const end = (reason: unknown) => {
@@ -156,7 +158,7 @@ async function lookupStop(run: Run): Promise<{stop?: Stop; report?: Report['stop
     const lookup = await lookupWithin(run.deps.resolver, given.name, b.signal)
     b.release()
     if (lookup.outcome !== 'resolved') {
-      throw new FatalError(`cannot resolve --stop "${given.name}": ${lookup.outcome}${lookup.error ? ` (${lookup.error})` : ''}`)
+      throw new FatalError(`cannot resolve --stop "${given.name}": ${lookup.outcome}${lookup.error ? ` (${lookup.error})` : ''}`, 'stop-lookup')
     }
     stop = {name: given.name.toLowerCase().replace(/\.$/, ''), addresses: lookup.addresses}
   }

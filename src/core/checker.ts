@@ -28,6 +28,8 @@ export interface Request {
   readonly list: {entries: readonly Entry[]} | {mx: string}
   readonly stop?: CheckOptions['stop']
   readonly signal?: AbortSignal
+  /** The request's start on `now`'s clock (default: when check() is called): trace times count from it. */
+  readonly startMs?: number
   readonly onEvent?: (event: TraceEvent) => void
   readonly onMxEvent?: (event: MxEvent) => void
 }
@@ -48,10 +50,10 @@ export interface Checker {
 export function createChecker(settings: CheckerSettings, deps: CheckerDeps): Checker {
   return {
     cache: deps.cache,
-    async check({list, stop, signal, onEvent, onMxEvent}) {
-      const mx = 'mx' in list ? await lookupMx(list.mx, {resolveMx: deps.resolveMx, timeoutMs: settings.timeoutMs, now: deps.now, signal, onEvent: onMxEvent}) : undefined
+    async check({list, stop, signal, startMs = deps.now(), onEvent, onMxEvent}) {
+      const mx = 'mx' in list ? await lookupMx(list.mx, {resolveMx: deps.resolveMx, timeoutMs: settings.timeoutMs, now: deps.now, startMs, signal, onEvent: onMxEvent}) : undefined
       const entries = mx === undefined ? (list as {entries: readonly Entry[]}).entries : mx.entries
-      const report = await check({...settings, entries, stop}, {resolver: deps.resolver, attempt: deps.attempt, now: deps.now, cache: deps.cache, signal, onEvent})
+      const report = await check({...settings, entries, stop}, {resolver: deps.resolver, attempt: deps.attempt, now: deps.now, startMs, cache: deps.cache, signal, onEvent})
       return {report, mx}
     },
   }

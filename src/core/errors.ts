@@ -5,9 +5,18 @@ export class UsageError extends Error {
   override name = 'UsageError'
 }
 
-/** A `--stop` lookup failure or a system error. */
+/** What an exit-2 failure was, for `--json`'s error object (SPEC §6). */
+export type FailureKind = 'usage' | 'stop-lookup' | 'mx-lookup' | 'system'
+
+/** A `--stop` or `--mx` lookup failure or a system error. */
 export class FatalError extends Error {
   override name = 'FatalError'
+  constructor(
+    message: string,
+    readonly kind: Exclude<FailureKind, 'usage'> = 'system',
+  ) {
+    super(message)
+  }
 }
 
 /** Longest piece of user input echoed in an error line. */

@@ -99,11 +99,29 @@ function parsePrio(text: string, word: string): number {
   return Number(text)
 }
 
+/** An IPv6 literal with a zone index (`fe80::1%eth0`, `[fe80::1%2]`), which no word takes. */
+function zoned(text: string): boolean {
+  const inner = text.replace(/^\d+:(?=\[)/, '').replace(/^\[(.*)\]$/s, '$1')
+  const percent = inner.indexOf('%')
+  return percent > 0 && literalFamily(inner.slice(0, percent)) === 6
+}
+
+/** The common mistakes, named before the grammar's own message: `host:port`, a zone index. */
+function mistake(word: string): string | undefined {
+  if (zoned(word)) return 'zone indexes (%…) are not supported: give the address without one'
+  // [prio:]host:port, host an IPv4 address, a name or a bracketed IPv6 address (never all digits).
+  const hostPort = /^(?:\d+:)?(\[[^\]]*\]|[^:[\]]+):(\d+)$/.exec(word)
+  if (hostPort && !DECIMAL.test(hostPort[1])) return `a port goes in --port, not in the server word (--port ${hostPort[2]} ${word.slice(0, -hostPort[2].length - 1)})`
+  return undefined
+}
+
 /** One server word: `host`, `prio:host`, `[v6]`, `prio:[v6]`, or a bare IPv6 literal. */
 export function parseServerWord(word: string, index = 0): Entry {
   if (word === '') throw new UsageError('bad server "": empty word')
   // The usual mistake of a caller that passes the whole MX list as one argument.
   if (/\s/.test(word)) throw new UsageError(`bad server ${quote(word)}: contains white space (one server per argument)`)
+  const why = mistake(word)
+  if (why) throw new UsageError(`bad server ${quote(word)}: ${why}`)
   if (literalFamily(word) === 6) return {name: word, ...literalHost(word), index}
   let prio: number | undefined
   let rest = word
@@ -143,6 +161,9 @@ export function parseServerList(words: readonly string[]): Entry[] {
 export function parseStop(text: string): {address: string} | {name: string} {
   const inner = text.startsWith('[') && text.endsWith(']') ? text.slice(1, -1) : text
   if (literalFamily(inner) !== 0) return {address: normalizeAddress(inner)}
+  if (zoned(text)) throw new UsageError(`bad --stop ${quote(text)}: zone indexes (%…) are not supported: give the address without one`)
+  // `--stop 10:mx1 20:mx2`: the value was forgotten and the first server word taken for it.
+  if (/^\d+:./s.test(text)) throw new UsageError(`bad --stop ${quote(text)}: looks like a server word (prio:host); --stop takes the local host's address or name`)
   if (dotted(text)) throw new UsageError(`bad --stop ${quote(text)}: not a dotted-quad IPv4 address`)
   const problem = hostnameProblem(text)
   if (problem) throw new UsageError(`bad --stop ${quote(text)}: ${problem}`)

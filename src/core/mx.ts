@@ -41,6 +41,8 @@ export interface MxDeps {
   readonly timeoutMs: number
   /** Monotonic milliseconds. */
   readonly now: () => number
+  /** The run's start on `now`'s clock: the event's `ms` counts from it (default: the lookup's start). */
+  readonly startMs?: number
   readonly signal?: AbortSignal
   readonly onEvent?: (event: MxEvent) => void
 }
@@ -145,7 +147,7 @@ export async function lookupMx(domain: string, deps: MxDeps): Promise<MxResult> 
     const code = (error as NodeJS.ErrnoException)?.code ?? String(error)
     if (NXDOMAIN_CODES.has(code)) answer = 'nxdomain'
     else if (NODATA_CODES.has(code)) answer = 'nodata'
-    else throw new FatalError(`cannot look up the MX records of "${domain}": ${describeDnsError(code, deps.timeoutMs)}`)
+    else throw new FatalError(`cannot look up the MX records of "${domain}": ${describeDnsError(code, deps.timeoutMs)}`, 'mx-lookup')
   } finally {
     settled = true
     clearTimeout(timer)
@@ -153,7 +155,7 @@ export async function lookupMx(domain: string, deps: MxDeps): Promise<MxResult> 
     controller.abort('cancelled')
   }
   const result: MxResult = {domain, ...classify(domain, answer), startMs, endMs: deps.now()}
-  deps.onEvent?.({type: 'mx', ms: Math.round(result.endMs - startMs), result})
+  deps.onEvent?.({type: 'mx', ms: Math.round(result.endMs - (deps.startMs ?? startMs)), result})
   return result
 }
 

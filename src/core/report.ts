@@ -16,9 +16,12 @@ function describeAttempt(record: AttemptRecord): string {
   return `${where} ${record.outcome}${line}${error} after ${took}`
 }
 
+/** The `+  Nms ` that begins every --verbose line: milliseconds since the run started. */
+export const stamp = (ms: number) => `+${String(Math.round(ms)).padStart(3)}ms `
+
 /** One trace line for --verbose, without the newline. */
 export function formatEvent(event: TraceEvent): string {
-  const at = `+${String(event.ms).padStart(3)}ms `
+  const at = stamp(event.ms)
   switch (event.type) {
     case 'entries':
       return at + (event.entries.length === 0 ? 'no servers given: no candidate' : `servers: ${event.entries.map(word).join(' ')}`)
@@ -32,10 +35,10 @@ export function formatEvent(event: TraceEvent): string {
       return at + `${event.host}: ${what} after ${lookup.endMs - lookup.startMs}ms`
     }
     case 'selection': {
-      const {candidates, local, reason} = event.selection
+      // The reason in full is in --json's selection.reason; the trace names the two sets.
+      const {candidates, local} = event.selection
       const names = candidates.length > 0 ? candidates.map((e) => e.name).join(' ') : 'none'
-      const locals = local.length > 0 ? ` (local host: ${local.map((e) => e.name).join(' ')})` : ''
-      return at + `candidates: ${names}${locals}; ${reason}`
+      return at + `candidates: ${names}${local.length > 0 ? `; local host: ${local.map((e) => e.name).join(' ')}` : ' (no entry is the local host)'}`
     }
     case 'attempt-start':
       return at + `${event.server}: connecting to ${hostPort(event.address, event.port)}`
@@ -57,7 +60,7 @@ const MX_OUTCOME: Record<MxResult['outcome'], string> = {
 
 /** The --verbose lines of the MX lookup (--mx), without the final newline. */
 export function formatMxEvent(event: MxEvent): string {
-  const at = `+${String(event.ms).padStart(3)}ms `
+  const at = stamp(event.ms)
   const {domain, outcome, records, notes, startMs, endMs} = event.result
   const list = records.length > 0 ? `: ${records.map((r) => `${r.prio}:${printable(r.exchange)}`).join(' ')}` : ''
   const lines = [`MX ${domain}${list} after ${Math.round(endMs - startMs)}ms`, `MX ${domain}: ${MX_OUTCOME[outcome]}`, ...notes.map((note) => `MX ${domain}: ${note}`)]
@@ -69,12 +72,40 @@ function mxJson(mx: MxResult | undefined) {
   return mx ? {domain: mx.domain, outcome: mx.outcome, records: mx.records.map(({prio, exchange}) => ({prio, exchange: printable(exchange)}))} : null
 }
 
+/** The settings a run works with: --json's `options`, and the --verbose header line. */
+export interface Settings {
+  readonly port: number
+  /** Seconds; 0 = no limit. */
+  readonly timeout: number
+  readonly family: 4 | 6 | null
+  /** `system`, or the --dns-server as `address:port`. */
+  readonly resolver: string
+  readonly attemptDelayMs: number
+  readonly sequential: boolean
+  /** The cache file, or null when the cache is off. */
+  readonly cache: string | null
+  /** Seconds an outcome is believed: unavailable (negative) and available (positive). */
+  readonly ttls: {readonly negative: number; readonly positive: number}
+}
+
+/** The --verbose header: one line with the settings in force, without the newline. */
+export function formatSettings(s: Settings, cacheOff?: string): string {
+  const family = s.family === null ? 'IPv4 and IPv6' : `IPv${s.family} only`
+  const cache = s.cache === null ? `no cache (${cacheOff ?? '--no-cache'})` : `cache ${s.cache} (TTLs ${s.ttls.negative}s unavailable, ${s.ttls.positive}s available)`
+  const order = s.sequential ? 'one server at a time' : 'all at once'
+  return `${stamp(0)}settings: port ${s.port}, timeout ${s.timeout === 0 ? 'none' : `${s.timeout}s`}, ${family}, ${order}, next address after ${s.attemptDelayMs}ms, resolver ${s.resolver}, ${cache}`
+}
+
+/** --json's `probed`: a connection was attempted (a cached outcome, a lookup that ran out, a family with no address are not). */
+const connected = (server: {attempts: readonly AttemptRecord[]} | undefined) => server?.attempts.some((a) => a.outcome !== 'cached') ?? false
+
 /** The --json document; its schema is docs/report.schema.json (test/report.test.ts holds every document to it). */
-export function toJson(report: Report, mx?: MxResult) {
+export function toJson(report: Report, mx?: MxResult, settings?: Settings) {
   const candidates = new Set(report.selection.candidates)
   const local = new Set(report.selection.local)
   const probed = new Map(report.servers.map((server) => [server.entry, server]))
   return {
+    ...(settings ? {options: settings} : {}),
     mx: mxJson(mx),
     stop: report.stop ?? null,
     entries: report.entries.map((entry) => {
@@ -90,7 +121,7 @@ export function toJson(report: Report, mx?: MxResult) {
         lookup: lookup
           ? {outcome: lookup.outcome, addresses: lookup.addresses, error: lookup.error ?? null, startMs: lookup.startMs, endMs: lookup.endMs}
           : null,
-        probed: server !== undefined,
+        probed: connected(server),
         addresses: server?.addresses ?? [],
         available: server ? server.available : null,
         note: server?.note ?? null,

@@ -378,7 +378,7 @@ describe('FileCache in a long-lived process (serve): save again and again', () =
     cache.note(attempt('refused'))
     await cache.save()
     await cache.save() // nothing new: nothing written
-    expect(said).toEqual([`ignored ${path}: missing`, `wrote 1 entry to ${path}`])
+    expect(said).toEqual([`no cache yet (${path} does not exist)`, `wrote 1 entry to ${path}`])
     chmodSync(dir, 0o777)
     for (const address of ['127.0.0.2', '127.0.0.3']) {
       now += 1000

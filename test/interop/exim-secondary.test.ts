@@ -5,13 +5,18 @@
 // fixture on 127.0.0.38:53 (the host's resolv.conf is untouched), so smtpdcheck's MX and
 // address lookups go there: example.test's MX records are 10 mx1.example.test (127.0.0.37,
 // a fixture primary) and 20 mx2.example.test (127.0.0.36, Exim itself).
-// An SMTP client talks to Exim up to RCPT.
-import {readFileSync} from 'node:fs'
+// An SMTP client talks to Exim up to RCPT. smtpdcheck is installed as README's "Install" says
+// (fixtures/install.js) into a 0755 prefix: Exim's user runs that, never the checkout (which
+// may sit in a 0700 directory). A second Exim (127.0.15.36) runs the same recipe with a fake
+// SMTPDCHECK that crashes (exit 1, a stack trace on stdout): the recipient is not deferred.
+import {chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync} from 'node:fs'
+import {tmpdir} from 'node:os'
+import {join} from 'node:path'
 import {afterAll, beforeAll, describe, expect, it} from 'vitest'
 
 import {cannotRun, DNSMASQ, EXIM, startDnsmasq, startExim} from '../../fixtures/interop/servers.js'
+import {installFromReadme} from '../../fixtures/install.js'
 import {startSmtp, until} from '../../fixtures/smtp.js'
-import {BIN} from '../cli.js'
 import {rcptReply} from './smtp-client.js'
 
 const SECONDARY = '127.0.0.36'
@@ -36,7 +41,9 @@ describe.skipIf(skip !== undefined)(`Exim as a secondary MX running smtpdcheck${
   let dns: Awaited<ReturnType<typeof startDnsmasq>>
   let primary: Awaited<ReturnType<typeof startSmtp>>
   let exim: Awaited<ReturnType<typeof startExim>>
+  let installed: Awaited<ReturnType<typeof installFromReadme>>
   beforeAll(async () => {
+    installed = await installFromReadme()
     // best.test: Exim is the most preferred MX. nomx.test: NXDOMAIN. plain.test: an address
     // (the primary's), no MX: the implicit MX. junk.test: an exchange smtpdcheck skips, then
     // Exim. broken.example: outside the fixture's zone, no upstream: dnsmasq refuses it.
@@ -50,14 +57,15 @@ describe.skipIf(skip !== undefined)(`Exim as a secondary MX running smtpdcheck${
     primary = await startSmtp({host: PRIMARY, greeting: '220 primary.test ESMTP\r\n'})
     exim = await startExim(SECONDARY, {
       template: 'exim-secondary.conf',
-      values: {NODE: process.execPath, BIN, PRIMARY_PORT: primary.port, RECIPE: readmeRecipe()},
+      values: {NODE: process.execPath, BIN: join(installed.packageDir, 'bin', 'run.js'), PRIMARY_PORT: primary.port, RECIPE: readmeRecipe()},
       resolvConf: `nameserver ${RESOLVER}\noptions timeout:1 attempts:1\n`,
     })
-  }, 30_000)
+  }, 300_000)
   afterAll(async () => {
     await exim?.close()
     await primary?.close()
     await dns?.close()
+    installed?.remove()
   })
 
   it('primary up: RCPT is deferred (4xx) naming the primary, which smtpdcheck probed', async () => {
@@ -75,6 +83,7 @@ describe.skipIf(skip !== undefined)(`Exim as a secondary MX running smtpdcheck${
   it('the recipe is the README\'s, one command without a shell wrapper', () => {
     const recipe = readmeRecipe()
     expect(recipe).toContain('${run{SMTPDCHECK --stop $received_ip_address --mx $domain}{}{$value}}')
+    expect(recipe).toContain('{match{$acl_m_smtpdcheck}{')
     expect(recipe).not.toMatch(/\/bin\/sh|dnsdb/)
   })
 
@@ -109,5 +118,38 @@ describe.skipIf(skip !== undefined)(`Exim as a secondary MX running smtpdcheck${
 
   it('a domain it is not secondary for: refused (550)', async () => {
     expect(await rcptReply(exim, 'user@elsewhere.test')).toMatch(/^550 relay not permitted/)
+  })
+})
+
+/** A stand-in for smtpdcheck whose interpreter crashed: exit 1, a stack trace on stdout and stderr. */
+const CRASH = `#!/bin/sh
+trace='file:///usr/local/lib/node_modules/smtpdcheck/bin/run.js:12
+    throw new Error("boom")
+Error: boom
+    at run (file:///usr/local/lib/node_modules/smtpdcheck/bin/run.js:12:11)'
+printf '%s\\n' "$trace"
+printf '%s\\n' "$trace" >&2
+exit 1
+`
+
+describe.skipIf(skip !== undefined)(`the recipe with a crashing SMTPDCHECK${skip ? ` (skipped: ${skip})` : ''}`, () => {
+  let exim: Awaited<ReturnType<typeof startExim>>
+  let dir: string
+  beforeAll(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'ux-exim-crash-'))
+    chmodSync(dir, 0o755)
+    writeFileSync(join(dir, 'crash.sh'), CRASH, {mode: 0o755})
+    // The template's command is `@NODE@ @BIN@ --port … --cache-file …`: here `/bin/sh crash.sh …`.
+    exim = await startExim('127.0.15.36', {template: 'exim-secondary.conf', values: {NODE: '/bin/sh', BIN: join(dir, 'crash.sh'), PRIMARY_PORT: 1, RECIPE: readmeRecipe()}})
+  }, 30_000)
+  afterAll(async () => {
+    await exim?.close()
+    rmSync(dir, {recursive: true, force: true})
+  })
+
+  it('exit 1 with a stack trace on stdout: accepted, not deferred, and logged', async () => {
+    const mark = exim.log().length
+    expect(await rcptReply(exim, 'user@example.test')).toMatch(/^250 /)
+    await until(() => /smtpdcheck exit 1, recipient not deferred: file:\/\/\//.test(exim.log().slice(mark)), 5000)
   })
 })

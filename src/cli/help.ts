@@ -1,0 +1,22 @@
+// oclif's help for a tool of one command (package.json oclif.helpClass): the usage lines
+// without the empty command id (`$ smtpdcheck  [--stop`), and the summary said once, above
+// the usage, not again at the head of DESCRIPTION.
+import {Command, CommandHelp, Help} from '@oclif/core'
+
+/** One command's help, with the two fixes above. */
+class OneCommandHelp extends CommandHelp {
+  protected override usage(): string {
+    // The id is an ejs placeholder here, rendered later to "" (two spaces then).
+    return super.usage().replaceAll(' <%= command.id %>', '')
+  }
+
+  protected override description(): string | undefined {
+    return this.command.description === undefined ? undefined : this.wrap(this.command.description)
+  }
+}
+
+export default class SmtpdcheckHelp extends Help {
+  protected override getCommandHelpClass(command: Command.Loadable): CommandHelp {
+    return new OneCommandHelp(command, this.config, this.opts)
+  }
+}
