@@ -22,10 +22,15 @@ export async function waitListening(host, port, ms = START_LIMIT_MS, alive = () 
   const end = performance.now() + ms
   while (performance.now() < end && alive()) {
     const ok = await new Promise((resolve) => {
-      const socket = net.connect({host, port}, () => resolve(true))
-      socket.on('error', () => resolve(false))
-      socket.setTimeout(500, () => resolve(false))
-    }).finally(() => {})
+      const socket = net.connect({host, port})
+      const done = (up) => {
+        socket.destroy()
+        resolve(up)
+      }
+      socket.once('connect', () => done(true))
+      socket.on('error', () => done(false))
+      socket.setTimeout(500, () => done(false))
+    })
     if (ok) return
     await sleep(50)
   }
