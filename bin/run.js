@@ -68,9 +68,16 @@ async function autocomplete() {
   if (text.includes(`\n${command.id} `)) writeFileSync(script, text.replace(`\n${command.id} `, '\n '))
 }
 
+/** `smtpdcheck serve …`: the policy server (SPEC §11); it handles SIGTERM/SIGINT/SIGHUP itself. */
+async function serve() {
+  const {default: Serve} = await import('../dist/commands/serve.js')
+  await Serve.run(argv.slice(1), root)
+}
+
 /** First word → its subcommand; one more subcommand is one more line. */
 const SUBCOMMANDS = {
   autocomplete,
+  serve,
 }
 
 async function run() {

@@ -16,6 +16,9 @@ export interface FlagSpec {
   readonly negatable?: boolean
   /** Cannot be given together with these. */
   readonly exclusive?: readonly string[]
+  /** May be given more than once (`serve --listen A --listen B`): its values are a list. */
+  readonly multiple?: boolean
+  readonly required?: boolean
 }
 
 export const FLAGS = {
@@ -43,3 +46,30 @@ export const OCLIF_FLAGS = {help: 'h', version: undefined} as const
 
 /** Flags as parsed: a value option's text, a boolean's state; absent when not given. */
 export type ParsedFlags = {-readonly [K in FlagName]?: (typeof FLAGS)[K]['type'] extends 'value' ? string : boolean}
+
+/** serve's positive TTL (SPEC §11): a busy secondary does not probe its primary per recipient. */
+export const SERVE_POSITIVE_TTL = 30
+
+/**
+ * `smtpdcheck serve`'s options: the probe, DNS and cache options of the command (the same
+ * entries, the same value rules in src/cli/run.ts), and the server's own.
+ */
+export const SERVE_FLAGS = {
+  listen: {type: 'value', multiple: true, required: true, summary: 'Where to answer policy requests: inet:HOST:PORT or unix:PATH (repeatable).', helpValue: 'inet:HOST:PORT|unix:PATH'},
+  stop: {...FLAGS.stop, summary: 'The local host when a request has no server_address (IP address, or a name resolved at start and then per request).'},
+  timeout: {...FLAGS.timeout, summary: `Each decision's deadline in seconds (MX lookup, address lookups, probes); past it the reply is DUNNO. [default: ${DEFAULT_TIMEOUT_S}]`},
+  port: FLAGS.port,
+  'attempt-delay': FLAGS['attempt-delay'],
+  'dns-server': {...FLAGS['dns-server'], summary: 'Send MX, A and AAAA queries straight to this DNS server instead of the system resolver.'},
+  ipv4: FLAGS.ipv4,
+  ipv6: FLAGS.ipv6,
+  'negative-ttl': FLAGS['negative-ttl'],
+  'positive-ttl': {...FLAGS['positive-ttl'], summary: `Seconds an available address is believed without probing. [default: ${SERVE_POSITIVE_TTL}]`},
+  'cache-file': {...FLAGS['cache-file'], summary: 'Also keep the cache in this file (read at start, written as it changes). [default: memory only]'},
+  cache: {...FLAGS.cache, summary: 'Remember probe outcomes (--no-cache: never; probes in flight are still shared).'},
+  'max-connections': {type: 'value', summary: 'Connections open at once; one more is closed at once. [default: 1000]', helpValue: 'N'},
+  'socket-mode': {type: 'value', summary: 'Mode of a unix socket, octal. [default: 0666]', helpValue: 'MODE'},
+  verbose: {...FLAGS.verbose, summary: 'Add each request\'s probe trace to the log (lines prefixed with the request number).'},
+} as const satisfies Record<string, FlagSpec>
+
+export type ServeFlags = {-readonly [K in keyof typeof SERVE_FLAGS]?: (typeof SERVE_FLAGS)[K] extends {multiple: true} ? string[] : (typeof SERVE_FLAGS)[K]['type'] extends 'value' ? string : boolean}

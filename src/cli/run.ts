@@ -2,12 +2,13 @@
 // command: prepare() is the one place where flags become CheckOptions and the rest of a run;
 // runCheck() probes, writes the answer and exits with 0, 1 or 2 (SPEC §6).
 import {attemptSmtp} from '../core/attempt.js'
-import {DEFAULT_NEGATIVE_TTL, DEFAULT_POSITIVE_TTL, type OutcomeCache} from '../core/cache.js'
+import {DEFAULT_NEGATIVE_TTL, DEFAULT_POSITIVE_TTL, type OutcomeCache, type Ttls} from '../core/cache.js'
 import {defaultCachePath, FileCache} from '../core/cache-file.js'
-import {check, type CheckOptions} from '../core/check.js'
+import type {CheckOptions} from '../core/check.js'
+import {createChecker} from '../core/checker.js'
 import {escapeControls, FatalError, UsageError} from '../core/errors.js'
 import {MAX_TIMER_SECONDS, parseDnsServer, parseInteger, parseSeconds, parseServerList, parseStop, type HostPort} from '../core/grammar.js'
-import {lookupMx, mxResolver, parseMxDomain} from '../core/mx.js'
+import {mxResolver, parseMxDomain} from '../core/mx.js'
 import {DEFAULT_ATTEMPT_DELAY_MS} from '../core/race.js'
 import {formatEvent, formatMxEvent, toJson} from '../core/report.js'
 import {dnsServerResolver, systemResolver, type Resolver} from '../core/resolve.js'
@@ -38,29 +39,49 @@ export interface Prepared {
 export function prepare(flags: ParsedFlags, words: readonly string[]): Prepared {
   const mx = flags.mx === undefined ? undefined : parseMxDomain(flags.mx)
   if (mx !== undefined && words.length > 0) throw new UsageError('--mx and server words cannot be used together (one or the other gives the list)')
-  const options: CheckOptions = {
-    entries: parseServerList(words),
+  const options: CheckOptions = {...probeOptions(flags), entries: parseServerList(words), sequential: flags.sequential ?? false}
+  const verbose = flags.verbose ?? false
+  const say = verbose ? (message: string) => warn(`cache: ${message}`) : undefined
+  const useCache = flags.cache ?? true
+  const cachePath = useCache ? flagText(flags, 'cache-file') ?? defaultCachePath() : undefined
+  if (useCache && cachePath === undefined) say?.('off: neither $XDG_CACHE_HOME nor a home directory is set')
+  const ttls = ttlsOf(flags, DEFAULT_POSITIVE_TTL)
+  const cache = cachePath === undefined ? undefined : new FileCache(cachePath, ttls, {budgetMs: options.timeoutMs, say})
+  return {options, ...dnsOf(flags), cache, verbose, json: flags.json ?? false, mx}
+}
+
+/** The options shared by the command and serve (one rule per option; SPEC §2, §5, §7). */
+type SharedFlags = Pick<ParsedFlags, 'stop' | 'timeout' | 'port' | 'attempt-delay' | 'ipv4' | 'ipv6' | 'dns-server' | 'negative-ttl' | 'positive-ttl' | 'cache-file'>
+
+/** --stop, --timeout, --port, --attempt-delay, -4/-6 → the probe options. */
+export function probeOptions(flags: SharedFlags): Omit<CheckOptions, 'entries' | 'sequential'> {
+  return {
     stop: flags.stop === undefined ? undefined : parseStop(flags.stop),
     timeoutMs: 1000 * (flags.timeout === undefined ? DEFAULT_TIMEOUT_S : parseSeconds('timeout', flags.timeout, MAX_TIMER_SECONDS)),
     port: flags.port === undefined ? DEFAULT_PORT : parseInteger('port', flags.port, 1, 65_535),
     attemptDelayMs: flags['attempt-delay'] === undefined ? DEFAULT_ATTEMPT_DELAY_MS : parseInteger('attempt-delay', flags['attempt-delay'], 0, 60_000),
     family: flags.ipv4 ? 4 : flags.ipv6 ? 6 : undefined,
-    sequential: flags.sequential ?? false,
   }
+}
+
+/** --dns-server → the A/AAAA resolver (and the server, for the MX lookup). */
+export function dnsOf(flags: SharedFlags): {resolver: Resolver; dnsServer?: HostPort} {
   const dnsServer = flags['dns-server'] === undefined ? undefined : parseDnsServer(flags['dns-server'])
-  const resolver = dnsServer === undefined ? systemResolver : dnsServerResolver(dnsServer)
-  const ttls = {
+  return {resolver: dnsServer === undefined ? systemResolver : dnsServerResolver(dnsServer), dnsServer}
+}
+
+/** --negative-ttl, --positive-ttl (whose default differs: 0 for the command, 30 for serve). */
+export function ttlsOf(flags: SharedFlags, positiveDefault: number): Ttls {
+  return {
     negative: flags['negative-ttl'] === undefined ? DEFAULT_NEGATIVE_TTL : parseSeconds('negative-ttl', flags['negative-ttl']),
-    positive: flags['positive-ttl'] === undefined ? DEFAULT_POSITIVE_TTL : parseSeconds('positive-ttl', flags['positive-ttl']),
+    positive: flags['positive-ttl'] === undefined ? positiveDefault : parseSeconds('positive-ttl', flags['positive-ttl']),
   }
-  const verbose = flags.verbose ?? false
-  const say = verbose ? (message: string) => warn(`cache: ${message}`) : undefined
-  if (flags['cache-file'] === '') throw new UsageError('--cache-file must not be empty')
-  const useCache = flags.cache ?? true
-  const cachePath = useCache ? flags['cache-file'] ?? defaultCachePath() : undefined
-  if (useCache && cachePath === undefined) say?.('off: neither $XDG_CACHE_HOME nor a home directory is set')
-  const cache = cachePath === undefined ? undefined : new FileCache(cachePath, ttls, {budgetMs: options.timeoutMs, say})
-  return {options, resolver, cache, verbose, json: flags.json ?? false, mx, dnsServer}
+}
+
+/** --cache-file's value; an empty one is a usage error. */
+export function flagText(flags: SharedFlags, name: 'cache-file'): string | undefined {
+  if (flags[name] === '') throw new UsageError(`--${name} must not be empty`)
+  return flags[name]
 }
 
 /** One diagnostic line on stderr (a closed stderr is ignored: bin/run.js). */
@@ -82,23 +103,17 @@ export function failure(error: unknown): string {
 }
 
 /** Monotonic ms; not performance.now(), whose first use loads perf_hooks (~1.5 ms a run). */
-const monotonicMs = () => Number(process.hrtime.bigint()) / 1e6
+export const monotonicMs = () => Number(process.hrtime.bigint()) / 1e6
 
 /** Probe, write the answer (exit 1 only once it is written), save the cache, exit. Signals: bin/run.js. */
 export async function runCheck(run: Prepared): Promise<never> {
-  const mx = run.mx === undefined ? undefined : await lookupMx(run.mx, {
-    resolveMx: mxResolver(run.dnsServer),
-    timeoutMs: run.options.timeoutMs,
-    now: monotonicMs,
-    onEvent: run.verbose ? (event) => warn(formatMxEvent(event)) : undefined,
-  })
-  const options = mx === undefined ? run.options : {...run.options, entries: mx.entries}
-  const report = await check(options, {
-    resolver: run.resolver,
-    attempt: attemptSmtp,
-    now: monotonicMs,
-    cache: run.cache,
+  const {entries, stop, ...settings} = run.options
+  const checker = createChecker(settings, {resolver: run.resolver, resolveMx: mxResolver(run.dnsServer), attempt: attemptSmtp, now: monotonicMs, cache: run.cache})
+  const {report, mx} = await checker.check({
+    list: run.mx === undefined ? {entries} : {mx: run.mx},
+    stop,
     onEvent: run.verbose ? (event) => warn(formatEvent(event)) : undefined,
+    onMxEvent: run.verbose ? (event) => warn(formatMxEvent(event)) : undefined,
   })
   const answer = run.json ? `${JSON.stringify(toJson(report, mx), null, 2)}\n` : report.winner ? `${report.winner.name}\n` : ''
   if (answer !== '') await writeOut(answer)

@@ -1,19 +1,11 @@
 // The oclif command: help, version and completion from the flag table of src/cli/flags.ts;
 // the command line itself is parsed and run by src/cli, as in the fast entry (one set of rules).
-import {Command, Errors, Flags} from '@oclif/core'
+import {Command, Errors} from '@oclif/core'
 
 import {parseCommandLine} from '../cli/argv.js'
-import {FLAGS, type FlagSpec} from '../cli/flags.js'
+import {FLAGS} from '../cli/flags.js'
 import {fail, failure, prepare, runCheck, usage} from '../cli/run.js'
-
-/** oclif's flag definitions, made from the one table. */
-function oclifFlags() {
-  const flags = Object.entries(FLAGS as Record<string, FlagSpec>).map(([name, spec]) => {
-    const common = {summary: spec.summary, ...(spec.char ? {char: spec.char as 'a'} : {}), ...(spec.exclusive ? {exclusive: [...spec.exclusive]} : {})}
-    return [name, spec.type === 'value' ? Flags.string({...common, helpValue: spec.helpValue}) : Flags.boolean({...common, ...(spec.negatable ? {allowNo: true} : {})})]
-  })
-  return {...Object.fromEntries(flags), help: Flags.help({char: 'h'}), version: Flags.version()}
-}
+import {oclifFlags} from './oclif-flags.js'
 
 export default class Check extends Command {
   static override summary = 'Is a more preferred MX of this domain up right now?'
@@ -25,9 +17,10 @@ Exit status: 1 and the server's name on stdout when one is available; 0 when non
     {description: 'Prints s1.domain.com and exits 1 if s1.domain.com is up.', command: 'smtpdcheck --stop s2.domain.com 10:s1.domain.com 20:s2.domain.com 30:s3.domain.com'},
     {description: 'Mail Avenger, /etc/avenger/secondary:', command: 'server=`smtpdcheck --stop $MYIP $RECIP_MXES`; test -n "$server" && defer "Please use server $server"'},
     {description: 'Shell completion (only a first word exactly "autocomplete" is this subcommand):', command: 'smtpdcheck autocomplete bash'},
+    {description: 'Policy server for Postfix and Exim (only a first word exactly "serve" is this subcommand; see smtpdcheck serve --help):', command: 'smtpdcheck serve --listen inet:127.0.0.1:10040'},
   ]
   static override strict = false
-  static override flags = oclifFlags()
+  static override flags = oclifFlags(FLAGS)
 
   override async run(): Promise<void> {
     if (this.argv.length === 0) usage()

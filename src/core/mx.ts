@@ -130,8 +130,10 @@ export async function lookupMx(domain: string, deps: MxDeps): Promise<MxResult> 
   deps.signal?.addEventListener('abort', onParent, {once: true})
   if (deps.signal?.aborted) onParent()
   let timer: NodeJS.Timeout | undefined
+  let settled = false
   const expired = new Promise<never>((_, reject) => {
-    const onAbort = () => reject(Object.assign(new Error('cancelled'), {code: controller.signal.reason === 'timeout' ? BUDGET_RAN_OUT : 'ECANCELLED'}))
+    // Once the answer is in, the abort below only ends the lookup: no error (an Error costs a stack trace).
+    const onAbort = () => settled || reject(Object.assign(new Error('cancelled'), {code: controller.signal.reason === 'timeout' ? BUDGET_RAN_OUT : 'ECANCELLED'}))
     if (controller.signal.aborted) onAbort()
     controller.signal.addEventListener('abort', onAbort, {once: true})
     if (deps.timeoutMs > 0) timer = setTimeout(() => controller.abort('timeout'), deps.timeoutMs)
@@ -145,6 +147,7 @@ export async function lookupMx(domain: string, deps: MxDeps): Promise<MxResult> 
     else if (NODATA_CODES.has(code)) answer = 'nodata'
     else throw new FatalError(`cannot look up the MX records of "${domain}": ${describeDnsError(code, deps.timeoutMs)}`)
   } finally {
+    settled = true
     clearTimeout(timer)
     deps.signal?.removeEventListener('abort', onParent)
     controller.abort('cancelled')

@@ -12,6 +12,8 @@ export interface Lookup {
   readonly addresses: string[]
   /** Resolver error code or message when not resolved. */
   readonly error?: string
+  /** Seconds DNS lets the answer be kept (the least TTL of its records); absent from /etc/hosts. */
+  readonly ttl?: number
 }
 
 /** Resolves one name to all its A and AAAA addresses; never rejects. */
@@ -31,9 +33,10 @@ function unique(addresses: string[]): string[] {
   return [...new Set(addresses.map((address) => normalizeAddress(address)))]
 }
 
-function found(addresses: string[]): Lookup {
+function found(addresses: string[], ttl?: number): Lookup {
   const list = unique(addresses)
-  return list.length > 0 ? {outcome: 'resolved', addresses: list} : {outcome: 'no-address', addresses: []}
+  if (list.length === 0) return {outcome: 'no-address', addresses: []}
+  return ttl === undefined ? {outcome: 'resolved', addresses: list} : {outcome: 'resolved', addresses: list, ttl}
 }
 
 /** Per-query timeout of the c-ares resolvers; the server budget still bounds the whole lookup. */
@@ -49,9 +52,9 @@ async function resolveBoth(resolver: dns.promises.Resolver, name: string, signal
   if (signal.aborted) return failure('cancelled')
   signal.addEventListener('abort', cancel, {once: true})
   try {
-    const [v6, v4] = await Promise.allSettled([resolver.resolve6(name), resolver.resolve4(name)])
-    const addresses = [v6, v4].flatMap((result) => (result.status === 'fulfilled' ? result.value : []))
-    if (addresses.length > 0) return found(addresses)
+    const [v6, v4] = await Promise.allSettled([resolver.resolve6(name, {ttl: true}), resolver.resolve4(name, {ttl: true})])
+    const records = [v6, v4].flatMap((result) => (result.status === 'fulfilled' ? result.value : []))
+    if (records.length > 0) return found(records.map((r) => r.address), Math.min(...records.map((r) => r.ttl)))
     const errors = [v6, v4].map((result) => (result.status === 'rejected' ? failure(result.reason) : undefined))
     // NXDOMAIN from either query is final; otherwise an error wins over "no data".
     return (

@@ -41,8 +41,8 @@ const resolve = (name: string, signal = new AbortController().signal) => dnsServ
 
 describe('dnsServerResolver', () => {
   it('returns every A and AAAA address, AAAA first, each family in the server order', async () => {
-    expect(await resolve('multi.test')).toEqual({outcome: 'resolved', addresses: ['::1', '127.0.0.2', '127.0.0.3']})
-    expect(await resolve('MULTI.TEST.')).toEqual({outcome: 'resolved', addresses: ['::1', '127.0.0.2', '127.0.0.3']})
+    expect(await resolve('multi.test')).toEqual({outcome: 'resolved', addresses: ['::1', '127.0.0.2', '127.0.0.3'], ttl: 60})
+    expect(await resolve('MULTI.TEST.')).toEqual({outcome: 'resolved', addresses: ['::1', '127.0.0.2', '127.0.0.3'], ttl: 60})
   })
 
   it('asks both families', async () => {
@@ -52,8 +52,8 @@ describe('dnsServerResolver', () => {
   })
 
   it('one family only', async () => {
-    expect(await resolve('v4only.test')).toEqual({outcome: 'resolved', addresses: ['127.0.0.4', '127.0.0.5']})
-    expect(await resolve('v6only.test')).toEqual({outcome: 'resolved', addresses: ['::1']})
+    expect(await resolve('v4only.test')).toEqual({outcome: 'resolved', addresses: ['127.0.0.4', '127.0.0.5'], ttl: 60})
+    expect(await resolve('v6only.test')).toEqual({outcome: 'resolved', addresses: ['::1'], ttl: 60})
   })
 
   it('works with a DNS server on ::1', async () => {

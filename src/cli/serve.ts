@@ -1,0 +1,175 @@
+// `smtpdcheck serve` (SPEC §11): flags → a long-lived checker (src/core/checker.ts) behind
+// the policy server (src/policy/server.ts); signals; the cache file. The oclif command
+// (src/commands/serve.ts) only parses and calls runServe.
+import {attemptSmtp} from '../core/attempt.js'
+import {MemoryCache, type OutcomeCache} from '../core/cache.js'
+import {FileCache} from '../core/cache-file.js'
+import type {CheckOptions} from '../core/check.js'
+import {createChecker, longLived, type Checked, type Checker} from '../core/checker.js'
+import {SERVE_DNS_CACHE} from '../core/dns-cache.js'
+import {FatalError, quote, UsageError} from '../core/errors.js'
+import {parseInteger, parseStop} from '../core/grammar.js'
+import {mxResolver} from '../core/mx.js'
+import {formatEvent, formatMxEvent} from '../core/report.js'
+import {parseListen, parseSocketMode, type Listen} from '../policy/listen.js'
+import {startPolicyServer, type Decide, type Decision, type PolicyServer} from '../policy/server.js'
+import {SERVE_POSITIVE_TTL, type ServeFlags} from './flags.js'
+import {dnsOf, flagText, monotonicMs, probeOptions, ttlsOf} from './run.js'
+
+/** Everything serve needs, decided from its command line before it listens. */
+export interface ServeSetup {
+  readonly listen: Listen[]
+  readonly settings: Omit<CheckOptions, 'entries' | 'stop'>
+  /** serve --stop as given, and parsed. */
+  readonly stop?: {text: string; parsed: NonNullable<CheckOptions['stop']>}
+  readonly maxConnections?: number
+  readonly socketMode?: number
+  readonly cache?: OutcomeCache
+  readonly verbose: boolean
+  readonly deps: Parameters<typeof longLived>[0]
+  readonly log: Log
+}
+
+/** How often a --cache-file is written while serving (and once at the end). */
+const SAVE_EVERY_MS = 10_000
+
+/** serve's flags → a setup; a bad value, a server word or no --listen is a UsageError. */
+export function prepareServe(flags: ServeFlags, words: readonly string[]): ServeSetup {
+  if (words.length > 0) throw new UsageError(`serve takes no server words: ${quote(words[0])} (the list is each recipient domain's MX records)`)
+  if (!flags.listen?.length) throw new UsageError('serve needs --listen inet:HOST:PORT or unix:PATH')
+  const listen = flags.listen.map((text) => parseListen(text))
+  const {stop, ...probe} = probeOptions(flags)
+  const settings = {...probe, sequential: false}
+  const ttls = ttlsOf(flags, SERVE_POSITIVE_TTL)
+  const verbose = flags.verbose ?? false
+  const log = stderrLog()
+  const path = flagText(flags, 'cache-file')
+  const say = verbose ? (message: string) => log(`cache: ${message}`) : undefined
+  const cache = flags.cache === false ? undefined : path === undefined ? new MemoryCache(ttls, Date.now, probe.timeoutMs) : new FileCache(path, ttls, {budgetMs: probe.timeoutMs, say})
+  const {resolver, dnsServer} = dnsOf(flags)
+  return {
+    listen,
+    settings,
+    stop: stop === undefined ? undefined : {text: flags.stop!, parsed: stop},
+    maxConnections: flags['max-connections'] === undefined ? undefined : parseInteger('max-connections', flags['max-connections'], 1, 1_000_000),
+    socketMode: flags['socket-mode'] === undefined ? undefined : parseSocketMode(flags['socket-mode']),
+    cache,
+    verbose,
+    deps: {resolver, resolveMx: mxResolver(dnsServer), attempt: attemptSmtp, now: monotonicMs, cache},
+    log,
+  }
+}
+
+export interface Log {
+  /** One line (without program name or newline). */
+  (line: string): void
+  /** Write what is pending now (before exit). */
+  flush(): void
+}
+
+/**
+ * Log lines on stderr as `smtpdcheck: …` (journald takes them as they are; a closed stderr is
+ * ignored: bin/run.js). The lines of one turn of the event loop leave in one write: stderr
+ * is synchronous, and a write per decision would cost a system call each.
+ */
+export function stderrLog(): Log {
+  const pending: string[] = []
+  const flush = () => {
+    if (pending.length > 0) process.stderr.write(pending.join(''))
+    pending.length = 0
+  }
+  const log = (line: string) => {
+    if (pending.length === 0) setImmediate(flush)
+    pending.push(`smtpdcheck: ${line}\n`)
+  }
+  return Object.assign(log, {flush})
+}
+
+/** A request's decision for the log: the server named, why, and whether the cache answered. */
+export function decisionOf({report, mx}: Checked): Decision {
+  const attempts = report.servers.flatMap((s) => s.attempts)
+  const cached = attempts.length > 0 && attempts.every((a) => a.outcome === 'cached')
+  if (report.winner) return {server: report.winner.name, note: 'available', cached}
+  if (mx?.outcome === 'null') return {note: 'null MX'}
+  if (mx?.outcome === 'nxdomain') return {note: 'no such domain'}
+  if (report.selection.candidates.length === 0) return {note: 'no more preferred MX'}
+  return {note: `no more preferred MX is up (${report.selection.candidates.length} tried)`, cached}
+}
+
+/** The server's decide(): the checker on the recipient domain's MX list, stop per request; `log` gets the trace (--verbose). */
+export function decideWith(checker: Checker, log?: (line: string) => void): Decide {
+  let requests = 0
+  return async (query, signal) => {
+    const stop = query.stop === undefined ? undefined : parseStop(query.stop)
+    const trace = log ? `#${++requests} ${query.domain}: ` : undefined
+    const checked = await checker.check({
+      list: {mx: query.domain},
+      stop,
+      signal,
+      onEvent: log && ((event) => log(trace + formatEvent(event))),
+      onMxEvent: log && ((event) => log(trace + formatMxEvent(event))),
+    })
+    return decisionOf(checked)
+  }
+}
+
+/**
+ * A --stop name is resolved once at start, so that a name that does not resolve is a
+ * start-up error (exit 2), as for the command; each request resolves it again through the
+ * DNS cache (at most 30 s old), so a changed address is followed.
+ */
+async function checkStop(setup: ServeSetup): Promise<void> {
+  const stop = setup.stop?.parsed
+  if (stop === undefined || 'address' in stop) return
+  const signal = AbortSignal.timeout(setup.settings.timeoutMs || 10_000)
+  const lookup = await setup.deps.resolver(stop.name, signal)
+  if (lookup.outcome !== 'resolved') throw new FatalError(`cannot resolve --stop ${quote(stop.name)}: ${lookup.outcome}${lookup.error ? ` (${lookup.error})` : ''}`)
+}
+
+/** Listen, answer until SIGTERM/SIGINT/SIGHUP, then close (in-flight requests answered) and exit 0. */
+export async function runServe(setup: ServeSetup): Promise<void> {
+  await checkStop(setup)
+  const checker = createChecker(setup.settings, longLived(setup.deps, {...SERVE_DNS_CACHE, now: monotonicMs}))
+  const {log} = setup
+  const server = await startPolicyServer({
+    listen: setup.listen,
+    decide: decideWith(checker, setup.verbose ? log : undefined),
+    stop: setup.stop?.text,
+    timeoutMs: setup.settings.timeoutMs,
+    maxConnections: setup.maxConnections,
+    socketMode: setup.socketMode,
+    log,
+  })
+  for (const endpoint of server.endpoints) log(`listening on ${endpoint}`)
+  const saver = setup.cache instanceof FileCache ? setInterval(() => void setup.cache!.save(), SAVE_EVERY_MS).unref() : undefined
+  onStopSignals(server, log, async () => {
+    clearInterval(saver)
+    await setup.cache?.save()
+  })
+}
+
+/**
+ * SIGTERM, SIGINT and SIGHUP (a closed terminal) stop the server gracefully: stop accepting,
+ * close idle connections, answer what is in flight (each within --timeout), exit 0. A second
+ * one exits 0 at once. The other signals keep bin/run.js's rule (exit 2 at once).
+ */
+function onStopSignals(server: PolicyServer, log: Log, finish: () => Promise<void>): void {
+  let stopping = false
+  const stop = (signal: NodeJS.Signals) => {
+    if (stopping) return void (log.flush(), process.exit(0))
+    stopping = true
+    log(`${signal}: closing (${server.connections()} connection${server.connections() === 1 ? '' : 's'} open)`)
+    void server
+      .close()
+      .then(finish)
+      .then(() => {
+        log('closed')
+        log.flush()
+        process.exit(0)
+      })
+  }
+  for (const signal of ['SIGTERM', 'SIGINT', 'SIGHUP'] as const) {
+    process.removeAllListeners(signal)
+    process.on(signal, stop)
+  }
+}

@@ -1,0 +1,87 @@
+// DNS answers held briefly for a long-lived process (serve, SPEC §11): a decision for a
+// domain seen seconds ago costs no DNS round trip. Concurrent askers of one name share one
+// query; a positive answer is kept for its TTL (A/AAAA) or a fixed time (MX: c-ares gives
+// no TTL), capped; "no such name" / "no data" briefly; a failure not at all. No module
+// state: one table per wrapper.
+import type {ResolveMx} from './mx.js'
+import type {Lookup, Resolver} from './resolve.js'
+
+export interface DnsCacheOptions {
+  /** Monotonic milliseconds. */
+  readonly now: () => number
+  /** The longest time any answer is kept, ms (also an MX answer's time). */
+  readonly maxMs: number
+  /** How long NXDOMAIN / NODATA is kept, ms. */
+  readonly negativeMs: number
+  /** Names held at most; the oldest is dropped first. */
+  readonly maxEntries: number
+}
+
+/** What serve uses: 30 s at most, NXDOMAIN/NODATA 5 s, 10,000 names per table. */
+export const SERVE_DNS_CACHE = {maxMs: 30_000, negativeMs: 5000, maxEntries: 10_000} as const
+
+interface Held<T> {
+  readonly answer: Promise<T>
+  /** Until when (now() ms) the answer is good; Infinity while the query runs. */
+  until: number
+}
+
+/**
+ * `ask` behind a table: a key asked while its query runs joins it; an answer is reused for
+ * `lifetimeMs(answer)` ms (0: forgotten at once, as is a rejection). The query is the
+ * table's, not a caller's: a caller that gives up leaves it running for the others (each
+ * query is bounded by the resolver's own timeouts).
+ */
+export function remembering<T>(ask: (key: string) => Promise<T>, lifetimeMs: (answer: T) => number, options: DnsCacheOptions): (key: string) => Promise<T> {
+  const table = new Map<string, Held<T>>()
+  const forget = (key: string, held: Held<T>) => table.get(key) === held && table.delete(key)
+  return (key) => {
+    const known = table.get(key)
+    if (known !== undefined && options.now() < known.until) return known.answer
+    if (known !== undefined) table.delete(key)
+    if (table.size >= options.maxEntries) table.delete(table.keys().next().value!)
+    const held: Held<T> = {answer: ask(key), until: Infinity}
+    table.set(key, held)
+    held.answer.then(
+      (answer) => {
+        const ms = Math.min(lifetimeMs(answer), options.maxMs)
+        if (ms > 0) held.until = options.now() + ms
+        else forget(key, held)
+      },
+      () => forget(key, held),
+    )
+    return held.answer
+  }
+}
+
+/** A/AAAA answers kept for their TTL (at most maxMs; /etc/hosts answers maxMs), negative ones negativeMs, errors never. */
+export function cachingResolver(resolver: Resolver, options: DnsCacheOptions): Resolver {
+  const running = new AbortController().signal // never aborted: the shared query is nobody's to cancel
+  const lifetime = (lookup: Lookup) => {
+    if (lookup.outcome === 'resolved') return lookup.ttl === undefined ? options.maxMs : lookup.ttl * 1000
+    return lookup.outcome === 'dns-error' ? 0 : options.negativeMs
+  }
+  const lookup = remembering((name) => resolver(name, running), lifetime, options)
+  return (name) => lookup(name.toLowerCase().replace(/\.$/, ''))
+}
+
+const NEGATIVE_MX_CODES = new Set(['ENOTFOUND', 'NXDOMAIN', 'ENODATA'])
+
+type MxAnswer = {records: Awaited<ReturnType<ResolveMx>>; code?: never} | {records?: never; code: string; error: unknown}
+
+/** MX answers kept maxMs; NXDOMAIN / NODATA negativeMs; other failures (SERVFAIL, timeout) never. */
+export function cachingMxResolver(resolveMx: ResolveMx, options: DnsCacheOptions): ResolveMx {
+  const running = new AbortController().signal
+  const ask = (name: string): Promise<MxAnswer> =>
+    resolveMx(name, running).then(
+      (records) => ({records}),
+      (error: unknown) => ({code: String((error as NodeJS.ErrnoException)?.code ?? error), error}),
+    )
+  const lifetime = (answer: MxAnswer) => (answer.records ? options.maxMs : NEGATIVE_MX_CODES.has(answer.code) ? options.negativeMs : 0)
+  const lookup = remembering(ask, lifetime, options)
+  return async (name) => {
+    const answer = await lookup(name.toLowerCase().replace(/\.$/, ''))
+    if (answer.records) return answer.records
+    throw answer.error
+  }
+}
