@@ -73,7 +73,7 @@ function drive({host, port, localAddress, requests, request, latencies, replies,
 }
 
 /**
- * Run the load: resolves {answered, expected, ms, perSecond, p50, p99, max, replies, errors}.
+ * Run the load: resolves {answered, expected, ms, perSecond, p50, p99, max, replies, errors, clientCpuMs}.
  * `request(connection, n)` gives the text of a request (default: rcpt to `domain`).
  * @param {{host: string, port: number, localAddress?: string, connections: number, requests: number, domain?: string, request?: (c: number, n: number) => string, limitMs?: number}} options
  */
@@ -87,9 +87,11 @@ export async function load(options) {
   setMaxListeners(connections + 10, stop.signal)
   const limit = setTimeout(() => stop.abort(), options.limitMs ?? 60_000)
   const started = performance.now()
+  const cpu = process.cpuUsage()
   const ends = await Promise.all(Array.from({length: connections}, (_, index) =>
     drive({host, port, localAddress: options.localAddress, requests, request, latencies, replies, stop: stop.signal, index})))
   const ms = performance.now() - started
+  const {user, system} = process.cpuUsage(cpu)
   clearTimeout(limit)
   const sorted = Float64Array.from(latencies).sort()
   const errors = new Map()
@@ -104,6 +106,8 @@ export async function load(options) {
     max: sorted.length ? sorted[sorted.length - 1] : NaN,
     replies: Object.fromEntries(replies),
     errors: Object.fromEntries(errors),
+    /** This process's CPU time during the load (the client's own cost, on the same cores). */
+    clientCpuMs: (user + system) / 1000,
   }
 }
 

@@ -50,19 +50,30 @@ function standInScenario(listen, dir) {
   return [FIXTURE, file]
 }
 
+/** For a profile: the serve command as bin/run.js starts it, without bin/run.js's signal handlers. */
+const SERVE_ENTRY = `const {default: Serve} = await import(${JSON.stringify(new URL('../dist/commands/serve.js', import.meta.url).href)})
+await Serve.run(process.argv.slice(2), ${JSON.stringify(fileURLToPath(new URL('..', import.meta.url)))})`
+
 /** THE command line of the server under test (node arguments): switch here, nowhere else. */
 function serveCommand({listen, dns, smtpPort, dir}) {
-  if (SERVER === 'stand-in') return standInScenario(listen, dir)
-  return [BIN, 'serve', '--listen', `inet:${listen}`, '--dns-server', dns, '--port', String(smtpPort), '--stop', AT.secondary, '--timeout', '10']
+  // BENCH_PROFILE=DIR: the server writes a V8 CPU profile there when it exits (SIGTERM). Not
+  // through bin/run.js, which ends the process on SIGPROF (the profiler's sampling signal).
+  const profile = process.env.BENCH_PROFILE ? ['--cpu-prof', '--cpu-prof-dir', process.env.BENCH_PROFILE] : []
+  if (SERVER === 'stand-in') return [...profile, ...standInScenario(listen, dir)]
+  const entry = profile.length ? [...profile, '--input-type=module', '-e', SERVE_ENTRY] : [BIN]
+  return [...entry, 'serve', '--listen', `inet:${listen}`, '--dns-server', dns, '--port', String(smtpPort), '--stop', AT.secondary, '--timeout', '10']
 }
 
 /** A request from the secondary's smtpd: server_address is this host, so it is the stop. */
 const request = (domain) => (c, n) => rcpt(`u${c}.${n}@${domain}`, {server_address: AT.secondary})
 
-/** VmRSS of `pid` in KiB, and its open descriptors. */
+/** VmRSS of `pid` in KiB, its open descriptors, and its CPU time (user + system) in ms. */
 export function usage(pid) {
   const rss = Number(/^VmRSS:\s+(\d+)/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1])
-  return {rssKiB: rss, fds: readdirSync(`/proc/${pid}/fd`).length}
+  // /proc/PID/stat: utime and stime are fields 14 and 15, in clock ticks (100 per second here).
+  const text = readFileSync(`/proc/${pid}/stat`, 'utf8')
+  const stat = text.slice(text.lastIndexOf(')') + 2).split(' ')
+  return {rssKiB: rss, fds: readdirSync(`/proc/${pid}/fd`).length, cpuMs: (Number(stat[11]) + Number(stat[12])) * 10}
 }
 
 /** Wait until `pid` has at most `fds` descriptors open (bounded); returns the count seen last. */
@@ -113,7 +124,11 @@ async function cachedRows(server, rounds) {
   const peers = [await startPostgrey(AT.postgrey), await startPostfwd(AT.postfwd, CACHED)]
   try {
     const all = [server, ...peers.filter((p) => !p.skipped)]
-    const pass = (s) => load({host: s.host, port: s.port, localAddress: AT.client, connections: 20, requests: 500, request: request(CACHED), limitMs: 60_000})
+    const pass = async (s) => {
+      const cpu = s.pid && usage(s.pid).cpuMs
+      const result = await load({host: s.host, port: s.port, localAddress: AT.client, connections: 20, requests: 500, request: request(CACHED), limitMs: 60_000})
+      return {...result, serverCpuMs: s.pid && usage(s.pid).cpuMs - cpu}
+    }
     for (const s of all) await pass(s) // warm: serve caches the domain, postgrey learns the triplets
     await sleep(GREYLIST_DELAY_S * 1000 + 200)
     const results = new Map(all.map((s) => [s, []]))
@@ -121,7 +136,9 @@ async function cachedRows(server, rounds) {
     const figure = (s) => {
       const runs = results.get(s)
       const lost = runs.reduce((sum, r) => sum + r.expected - r.answered, 0)
-      return {perSecond: median(runs.map((r) => r.perSecond)), p50: median(runs.map((r) => r.p50)), p99: median(runs.map((r) => r.p99)), lost, replies: Object.keys(runs[0].replies)}
+      const cpu = (key) => (median(runs.map((r) => r[key] / r.answered)) * 1000).toFixed(0)
+      return {perSecond: median(runs.map((r) => r.perSecond)), p50: median(runs.map((r) => r.p50)), p99: median(runs.map((r) => r.p99)), lost, replies: Object.keys(runs[0].replies),
+        cpu: `CPU per request: ${s.pid ? `server ${cpu('serverCpuMs')} µs, ` : ''}load client ${cpu('clientCpuMs')} µs`}
     }
     const mine = figure(server)
     const postgrey = peers[0].skipped ? undefined : figure(peers[0])
@@ -130,7 +147,7 @@ async function cachedRows(server, rounds) {
     const ratio = postgrey ? mine.perSecond / postgrey.perSecond : undefined
     const rows = [{
       name: name(server.name),
-      value: `${text(mine)}; reply ${mine.replies.join(' / ')}${postgrey ? '' : '; postgrey skipped: no ratio'}`,
+      value: `${text(mine)}; ${mine.cpu}; reply ${mine.replies.join(' / ')}${postgrey ? '' : '; postgrey skipped: no ratio'}`,
       target: '≥ 5× postgrey, p99 ≤ 5 ms',
       ratio: ratio === undefined ? '—' : `${ratio.toFixed(1)}× postgrey`,
       pass: ratio !== undefined && ratio >= 5 && mine.p99 <= 5 && mine.lost === 0,
