@@ -102,7 +102,8 @@ export async function startPostfwd(host, domain) {
   const args = ['-f', rules, '--server_socket', `tcp:${host}:${port}`, '--cache_socket', `tcp:${host}:${cachePort}`, '--pidfile', pidFile,
     '-u', 'postfw', '-g', 'postfw', '--nodns', '--cache=600', '--cache-rdomain-only', '--cache-no-size', '--perfmon']
   const started = spawn(bin, args, {stdio: 'ignore'})
-  await new Promise((r) => started.once('close', r))
+  // It forks its daemons and its first process exits; bounded all the same.
+  await Promise.race([new Promise((r) => started.once('close', r)), sleep(START_LIMIT_MS).then(() => started.kill('SIGKILL'))])
   const cancel = watchdog(pidFile)
   const close = async () => {
     cancel()
