@@ -1,0 +1,283 @@
+// `smtpdcheck serve` under load (issue 13), measured side by side in one run, all on loopback
+// (127.0.30.0/24): cached decisions against postgrey and postfwd, an uncached burst, a soak for
+// memory and descriptors, idle connections. The DNS is fixtures/dns.js, the primaries
+// fixtures/smtp.js; requests come from bench/policy-client.js. Every phase has a time limit.
+// `node bench/serve.js` prints the rows; bench/run.js imports run(). dist/ must be built.
+//
+// The server under test is started in ONE place, serveCommand(): BENCH_SERVER=serve runs the
+// real command, BENCH_SERVER=stand-in fixtures/policy-server.js (the same policy server with a
+// fake decide: no DNS, no probe, no cache). Default: serve once dist/commands/serve.js exists.
+import {spawn} from 'node:child_process'
+import {existsSync, mkdtempSync, openSync, closeSync, readFileSync, readdirSync, rmSync, writeFileSync} from 'node:fs'
+import net from 'node:net'
+import {tmpdir} from 'node:os'
+import {join} from 'node:path'
+import {setTimeout as sleep} from 'node:timers/promises'
+import {fileURLToPath} from 'node:url'
+
+import {startDns} from '../fixtures/dns.js'
+import {closedPort, startSmtp} from '../fixtures/smtp.js'
+import {median} from '../fixtures/spawn.js'
+import {GREYLIST_DELAY_S, startPostfwd, startPostgrey, waitListening} from './peers.js'
+import {load, rcpt, summary} from './policy-client.js'
+
+const BIN = fileURLToPath(new URL('../bin/run.js', import.meta.url))
+const FIXTURE = fileURLToPath(new URL('../fixtures/policy-server.js', import.meta.url))
+const SERVER = process.env.BENCH_SERVER ?? (existsSync(fileURLToPath(new URL('../dist/commands/serve.js', import.meta.url))) ? 'serve' : 'stand-in')
+
+/** Loopback addresses of this bench (127.0.30.0/24). */
+const AT = {serve: '127.0.30.1', postgrey: '127.0.30.2', postfwd: '127.0.30.3', client: '127.0.30.9', dns: '127.0.30.53', secondary: '127.0.30.20', live: '127.0.30.13', slow: ['127.0.30.11', '127.0.30.12']}
+const CACHED = 'cached.bench.example'
+const SLOW = 'slow.bench.example'
+/** The server under test: at most this long alive, whatever happens. */
+const SERVER_LIMIT_MS = 600_000
+
+/** The zone: each domain's primary on 127.0.30.1x, the secondary (this host) 127.0.30.20. */
+const ZONE = {
+  [CACHED]: {MX: [[10, `mx1.${CACHED}`], [20, `mx2.${CACHED}`]]},
+  [`mx1.${CACHED}`]: {A: [AT.live]},
+  [`mx2.${CACHED}`]: {A: [AT.secondary]},
+  [SLOW]: {MX: [[10, `mx1.${SLOW}`], [20, `mx2.${SLOW}`]]},
+  [`mx1.${SLOW}`]: {A: AT.slow},
+  [`mx2.${SLOW}`]: {A: [AT.secondary]},
+}
+
+/** The stand-in's scenario: the decisions serve would make, without making them. */
+function standInScenario(listen, dir) {
+  const file = join(dir, 'stand-in.json')
+  const decisions = {[CACHED]: {server: `mx1.${CACHED}`}, [SLOW]: {server: `mx1.${SLOW}`, delayMs: 1000}}
+  writeFileSync(file, JSON.stringify({listen: [`inet:${listen}`], timeoutMs: 10_000, decisions}))
+  return [FIXTURE, file]
+}
+
+/** For a profile: the serve command as bin/run.js starts it, without bin/run.js's signal handlers. */
+const SERVE_ENTRY = `const {default: Serve} = await import(${JSON.stringify(new URL('../dist/commands/serve.js', import.meta.url).href)})
+await Serve.run(process.argv.slice(2), ${JSON.stringify(fileURLToPath(new URL('..', import.meta.url)))})`
+
+/** THE command line of the server under test (node arguments): switch here, nowhere else. */
+function serveCommand({listen, dns, smtpPort, dir}) {
+  // BENCH_PROFILE=DIR: the server writes a V8 CPU profile there when it exits (SIGTERM). Not
+  // through bin/run.js, which ends the process on SIGPROF (the profiler's sampling signal).
+  const profile = process.env.BENCH_PROFILE ? ['--cpu-prof', '--cpu-prof-dir', process.env.BENCH_PROFILE] : []
+  if (SERVER === 'stand-in') return [...profile, ...standInScenario(listen, dir)]
+  const entry = profile.length ? [...profile, '--input-type=module', '-e', SERVE_ENTRY] : [BIN]
+  return [...entry, 'serve', '--listen', `inet:${listen}`, '--dns-server', dns, '--port', String(smtpPort), '--stop', AT.secondary, '--timeout', '10']
+}
+
+/** A request from the secondary's smtpd: server_address is this host, so it is the stop. */
+const request = (domain) => (c, n) => rcpt(`u${c}.${n}@${domain}`, {server_address: AT.secondary})
+
+/** VmRSS of `pid` in KiB, its open descriptors, and its CPU time (user + system) in ms. */
+export function usage(pid) {
+  const rss = Number(/^VmRSS:\s+(\d+)/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1])
+  // /proc/PID/stat: utime and stime are fields 14 and 15, in clock ticks (100 per second here).
+  const text = readFileSync(`/proc/${pid}/stat`, 'utf8')
+  const stat = text.slice(text.lastIndexOf(')') + 2).split(' ')
+  return {rssKiB: rss, fds: readdirSync(`/proc/${pid}/fd`).length, cpuMs: (Number(stat[11]) + Number(stat[12])) * 10}
+}
+
+/** Wait until `pid` has at most `fds` descriptors open (bounded); returns the count seen last. */
+async function fdsBackTo(pid, fds, ms = 3000) {
+  const end = performance.now() + ms
+  let now = usage(pid).fds
+  while (now > fds && performance.now() < end) {
+    await sleep(50)
+    now = usage(pid).fds
+  }
+  return now
+}
+
+/** Start the server under test on AT.serve; its stderr (a line per decision) goes to a file. */
+async function startServer(dns, smtpPort, dir) {
+  const port = await closedPort(AT.serve)
+  const logFile = join(dir, 'server.log')
+  const log = openSync(logFile, 'w')
+  const child = spawn(process.execPath, serveCommand({listen: `${AT.serve}:${port}`, dns: dns.address, smtpPort, dir}), {stdio: ['ignore', 'ignore', log]})
+  closeSync(log)
+  const killer = setTimeout(() => child.kill('SIGKILL'), SERVER_LIMIT_MS)
+  const exited = new Promise((resolve) => child.once('close', resolve))
+  const lastLog = () => readFileSync(logFile, 'utf8').trim().split('\n').at(-1) ?? ''
+  try {
+    await waitListening(AT.serve, port, 15_000, () => child.exitCode === null)
+  } catch (error) {
+    child.kill('SIGKILL')
+    throw new Error(`${SERVER}: ${error.message} ${lastLog()}`)
+  }
+  await sleep(300)
+  return {
+    baseline: usage(child.pid),
+    name: SERVER === 'serve' ? 'serve' : 'serve (stand-in: fake decide)',
+    host: AT.serve,
+    port,
+    pid: child.pid,
+    lastLog,
+    async close() {
+      clearTimeout(killer)
+      child.kill('SIGTERM')
+      await Promise.race([exited, sleep(12_000).then(() => child.kill('SIGKILL'))])
+    },
+  }
+}
+
+/** Cached decisions: the same 20 × 500 requests (warm pass, then `rounds` measured) on every server, interleaved. */
+async function cachedRows(server, rounds) {
+  const peers = [await startPostgrey(AT.postgrey), await startPostfwd(AT.postfwd, CACHED)]
+  try {
+    const all = [server, ...peers.filter((p) => !p.skipped)]
+    const pass = async (s) => {
+      const cpu = s.pid && usage(s.pid).cpuMs
+      const result = await load({host: s.host, port: s.port, localAddress: AT.client, connections: 20, requests: 500, request: request(CACHED), limitMs: 60_000})
+      return {...result, serverCpuMs: s.pid && usage(s.pid).cpuMs - cpu}
+    }
+    for (const s of all) await pass(s) // warm: serve caches the domain, postgrey learns the triplets
+    await sleep(GREYLIST_DELAY_S * 1000 + 200)
+    const results = new Map(all.map((s) => [s, []]))
+    for (let i = 0; i < rounds; i++) for (const s of all) results.get(s).push(await pass(s))
+    const figure = (s) => {
+      const runs = results.get(s)
+      const lost = runs.reduce((sum, r) => sum + r.expected - r.answered, 0)
+      const cpu = (key) => (median(runs.map((r) => r[key] / r.answered)) * 1000).toFixed(0)
+      return {perSecond: median(runs.map((r) => r.perSecond)), p50: median(runs.map((r) => r.p50)), p99: median(runs.map((r) => r.p99)), lost, replies: Object.keys(runs[0].replies),
+        cpu: `CPU per request: ${s.pid ? `server ${cpu('serverCpuMs')} µs, ` : ''}load client ${cpu('clientCpuMs')} µs`}
+    }
+    const mine = figure(server)
+    const postgrey = peers[0].skipped ? undefined : figure(peers[0])
+    const name = (s) => `cached decisions, ${s}: 20 connections × 500 requests (median of ${rounds} interleaved runs)`
+    const text = (f) => `${Math.round(f.perSecond).toLocaleString('en')} req/s, p50 ${f.p50.toFixed(2)} ms, p99 ${f.p99.toFixed(2)} ms${f.lost ? `, ${f.lost} unanswered` : ''}`
+    const ratio = postgrey ? mine.perSecond / postgrey.perSecond : undefined
+    const rows = [{
+      name: name(server.name),
+      value: `${text(mine)}; ${mine.cpu}; reply ${mine.replies.join(' / ')}${postgrey ? '' : '; postgrey skipped: no ratio'}`,
+      target: '≥ 5× postgrey, p99 ≤ 5 ms',
+      ratio: ratio === undefined ? '—' : `${ratio.toFixed(1)}× postgrey`,
+      pass: ratio !== undefined && ratio >= 5 && mine.p99 <= 5 && mine.lost === 0,
+    }]
+    for (const p of peers) {
+      rows.push(p.skipped
+        ? {name: name(p.name), value: `skipped: ${p.skipped}`, target: '(reference)', pass: true}
+        : {name: name(p.name), value: text(figure(p)), target: '(reference)', ratio: `${(figure(p).perSecond / mine.perSecond).toFixed(2)}× serve`, pass: figure(p).lost === 0})
+    }
+    return rows
+  } finally {
+    for (const p of peers) if (!p.skipped) await p.close()
+  }
+}
+
+/** 1,000 connections, one request each, sent at once, for a domain whose primary greets after 1 s. */
+async function burstRow(server, slow) {
+  await fdsBackTo(server.pid, server.baseline.fds) // the earlier clients' connections are gone
+  const burst = await load({host: server.host, port: server.port, localAddress: AT.client, connections: 1000, requests: 1, request: request(SLOW), limitMs: 10_000})
+  const perAddress = slow.map((s) => s.connections.length)
+  const answeredInTime = burst.answered === 1000 && burst.max <= 1500
+  return {
+    name: `uncached burst, ${server.name}: 1,000 connections × 1 request at once, primary (2 addresses) greets after 1 s`,
+    value: `slowest reply ${burst.max.toFixed(0)} ms, ${burst.answered}/1000 answered; connections at the primary per address ${perAddress.join(' + ')}; reply ${Object.keys(burst.replies).join(' / ')}${burst.answered < 1000 ? ` ${JSON.stringify(burst.errors)}; server log: ${server.lastLog()}` : ''}`,
+    target: 'all ≤ 1.5 s, ≤ 1 connection per address',
+    pass: answeredInTime && perAddress.every((n) => n <= 1) && perAddress.some((n) => n === 1),
+  }
+}
+
+/** 200,000 requests over 50 connections after a warm-up: RSS growth (peak, sampled) and fds after. */
+async function soakRow(server, total) {
+  const drive = (requests) => load({host: server.host, port: server.port, localAddress: AT.client, connections: 50, requests, request: request(CACHED), limitMs: 240_000})
+  await drive(Math.ceil(total / 10 / 50)) // warm-up: a tenth
+  await fdsBackTo(server.pid, server.baseline.fds)
+  const before = usage(server.pid)
+  let peak = before.rssKiB
+  const sampler = setInterval(() => (peak = Math.max(peak, usage(server.pid).rssKiB)), 250)
+  const soak = await drive(total / 50).finally(() => clearInterval(sampler))
+  const after = usage(server.pid)
+  peak = Math.max(peak, after.rssKiB)
+  const fds = await fdsBackTo(server.pid, before.fds)
+  // Growth is what stays: RSS once the soak is over against RSS after the warm-up. The peak
+  // while it runs (heap headroom the collector takes under load) is reported beside it.
+  const growMiB = (after.rssKiB - before.rssKiB) / 1024
+  return {
+    name: `soak, ${server.name}: ${total.toLocaleString('en')} requests over 50 connections (after a warm-up of a tenth)`,
+    value: `RSS ${before.rssKiB} KiB after the warm-up → ${after.rssKiB} KiB at the end (+${growMiB.toFixed(1)} MiB; peak while running ${peak} KiB, +${((peak - before.rssKiB) / 1024).toFixed(1)} MiB); fds ${before.fds} before, ${fds} after the clients closed; ${summary(soak)}`,
+    target: 'RSS at the end +≤ 10 MiB, fds back to baseline',
+    pass: growMiB <= 10 && fds <= before.fds && soak.answered === soak.expected,
+  }
+}
+
+/** Open `count` connections and keep them (bounded: each connect has 5 s). */
+async function holdIdle(host, port, count) {
+  const sockets = []
+  for (let i = 0; i < count; i += 100) {
+    const batch = Array.from({length: Math.min(100, count - i)}, () => new Promise((resolve) => {
+      const socket = net.connect({host, port, localAddress: AT.client})
+      socket.on('error', () => {})
+      socket.setTimeout(5000, () => socket.destroy())
+      socket.once('connect', () => {
+        socket.setTimeout(0)
+        resolve(socket)
+      })
+      socket.once('close', () => resolve(undefined))
+    }))
+    sockets.push(...(await Promise.all(batch)))
+  }
+  return sockets
+}
+
+/** --max-connections (default 1000) full: 999 idle connections and one client answered. */
+async function idleRow(server) {
+  await fdsBackTo(server.pid, server.baseline.fds)
+  const before = usage(server.pid)
+  const idle = (await holdIdle(server.host, server.port, 999)).filter(Boolean)
+  try {
+    await sleep(1000) // let the server settle every accept
+    const held = usage(server.pid)
+    const stillOpen = idle.filter((s) => !s.destroyed).length
+    const active = await load({host: server.host, port: server.port, localAddress: AT.client, connections: 1, requests: 50, request: request(CACHED), limitMs: 10_000})
+    for (const s of idle.splice(0)) s.destroy()
+    await fdsBackTo(server.pid, server.baseline.fds)
+    const after = usage(server.pid)
+    // Against the mean of before and after, so that a collection in between weighs less.
+    const perConnKiB = (held.rssKiB - (before.rssKiB + after.rssKiB) / 2) / Math.max(1, stillOpen)
+    return {
+      name: `idle, ${server.name}: 999 idle connections + 1 active = --max-connections (default 1000); the active one sends 50 requests in turn`,
+      value: `${stillOpen} idle held; active: slowest ${active.max.toFixed(2)} ms, p50 ${active.p50.toFixed(2)} ms, ${active.answered}/50 answered${active.answered < 50 ? ` ${JSON.stringify(active.errors)}, server log: ${server.lastLog()}` : ''}; ${perConnKiB.toFixed(1)} KiB RSS per idle connection (${before.rssKiB} → ${held.rssKiB} held → ${after.rssKiB} KiB after)`,
+      target: 'every request ≤ 10 ms',
+      pass: stillOpen === 999 && active.answered === 50 && active.max <= 10,
+    }
+  } finally {
+    for (const s of idle) s.destroy()
+  }
+}
+
+/** Rows {name, value, target, ratio?, pass}. */
+export async function run({rounds = 3, soak = 200_000} = {}) {
+  const dir = mkdtempSync(join(tmpdir(), 'smtpdcheck-bench-serve-'))
+  const live = await startSmtp({host: AT.live, greeting: '220 primary ESMTP\r\n'})
+  const slow = [await startSmtp({host: AT.slow[0], port: live.port, greet: (socket) => setTimeout(() => socket.writable && socket.write('220 slow primary ESMTP\r\n'), 1000)})]
+  slow.push(await startSmtp({host: AT.slow[1], port: live.port, greet: (socket) => setTimeout(() => socket.writable && socket.write('220 slow primary ESMTP\r\n'), 1000)}))
+  const dns = await startDns(ZONE, {host: AT.dns})
+  let server
+  try {
+    server = await startServer(dns, live.port, dir)
+    const rows = []
+    const step = async (make) => {
+      try {
+        rows.push(...[await make()].flat())
+      } catch (error) {
+        rows.push({name: `bench/serve.js (${make.name})`, value: `failed: ${String(error.message ?? error).split('\n')[0]}; server log: ${server.lastLog()}`, target: '—', pass: false})
+      }
+    }
+    await step(function cached() { return cachedRows(server, rounds) })
+    await step(function burst() { return burstRow(server, slow) })
+    await step(function soakRun() { return soakRow(server, soak) })
+    await step(function idle() { return idleRow(server) })
+    return rows
+  } finally {
+    await server?.close()
+    for (const s of [live, ...slow]) await s.close()
+    await dns.close()
+    rmSync(dir, {recursive: true, force: true})
+  }
+}
+
+if (process.argv[1] === fileURLToPath(import.meta.url)) {
+  const rows = await run({rounds: Number(process.argv[2] ?? 3), soak: Number(process.argv[3] ?? 200_000)})
+  for (const r of rows) console.log(`${r.pass ? 'pass' : 'FAIL'}  ${(r.ratio ?? '—').padStart(14)}  ${r.target}  ${r.name}: ${r.value}`)
+  if (rows.some((r) => !r.pass)) process.exitCode = 1
+}
