@@ -2,10 +2,11 @@
 // the policy server (src/policy/server.ts); signals; the cache file. The oclif command
 // (src/commands/serve.ts) only parses and calls runServe.
 import {attemptSmtp} from '../core/attempt.js'
-import {MemoryCache, type OutcomeCache} from '../core/cache.js'
+import {MemoryCache, type OutcomeCache, type Ttls} from '../core/cache.js'
 import {FileCache} from '../core/cache-file.js'
 import type {CheckOptions} from '../core/check.js'
 import {createChecker, longLived, type Checked, type Checker} from '../core/checker.js'
+import {sharingDecisions} from '../core/decisions.js'
 import {SERVE_DNS_CACHE} from '../core/dns-cache.js'
 import {FatalError, quote, UsageError} from '../core/errors.js'
 import {parseInteger, parseStop} from '../core/grammar.js'
@@ -26,6 +27,8 @@ export interface ServeSetup {
   readonly socketMode?: number
   readonly cache?: OutcomeCache
   readonly verbose: boolean
+  /** The probe outcomes' TTLs, when there is a cache (how long a decision may be reused). */
+  readonly ttls?: Ttls
   readonly deps: Parameters<typeof longLived>[0]
   readonly log: Log
 }
@@ -55,6 +58,7 @@ export function prepareServe(flags: ServeFlags, words: readonly string[]): Serve
     socketMode: flags['socket-mode'] === undefined ? undefined : parseSocketMode(flags['socket-mode']),
     cache,
     verbose,
+    ttls: cache === undefined ? undefined : ttls,
     deps: {resolver, resolveMx: mxResolver(dnsServer), attempt: attemptSmtp, now: monotonicMs, cache},
     log,
   }
@@ -90,26 +94,50 @@ export function decisionOf({report, mx}: Checked): Decision {
   const attempts = report.servers.flatMap((s) => s.attempts)
   const cached = attempts.length > 0 && attempts.every((a) => a.outcome === 'cached')
   if (report.winner) return {server: report.winner.name, note: 'available', cached}
-  if (mx?.outcome === 'null') return {note: 'null MX'}
-  if (mx?.outcome === 'nxdomain') return {note: 'no such domain'}
-  if (report.selection.candidates.length === 0) return {note: 'no more preferred MX'}
+  if (mx?.outcome === 'null') return {note: 'null MX', probed: false}
+  if (mx?.outcome === 'nxdomain') return {note: 'no such domain', probed: false}
+  if (report.selection.candidates.length === 0) return {note: 'no more preferred MX', probed: false}
   return {note: `no more preferred MX is up (${report.selection.candidates.length} tried)`, cached}
 }
 
-/** The server's decide(): the checker on the recipient domain's MX list, stop per request; `log` gets the trace (--verbose). */
-export function decideWith(checker: Checker, log?: (line: string) => void): Decide {
+/** How long serve reuses a decision for the same domain and local host, at most (ms). */
+export const DECISION_REUSE_MS = 1000
+
+/**
+ * How long a decision may be reused: at most DECISION_REUSE_MS, and never longer than the
+ * cache would believe what it rests on (a server found up: --positive-ttl; every candidate
+ * found down: --negative-ttl; without a cache, not at all). One that rests on DNS alone
+ * (no candidate, null MX, no such domain) is reused for DECISION_REUSE_MS.
+ */
+export function reuseMs(decision: Decision, ttls: Ttls | undefined): number {
+  if (decision.probed === false) return DECISION_REUSE_MS
+  const ttl = ttls === undefined ? 0 : decision.server !== undefined ? ttls.positive : ttls.negative
+  return Math.min(DECISION_REUSE_MS, ttl * 1000)
+}
+
+/**
+ * The server's decide(): the checker on the recipient domain's MX list, stop per request;
+ * requests for the same domain and stop share one decision while it runs and reuse it
+ * briefly (reuseMs); `log` gets the trace of the requests that ran the check (--verbose).
+ */
+export function decideWith(checker: Checker, log?: (line: string) => void, ttls?: Ttls): Decide {
   let requests = 0
+  const share = sharingDecisions<Decision>({now: monotonicMs, reuseMs: (decision) => reuseMs(decision, ttls), maxEntries: 10_000})
   return async (query, signal) => {
     const stop = query.stop === undefined ? undefined : parseStop(query.stop)
-    const trace = log ? `#${++requests} ${query.domain}: ` : undefined
-    const checked = await checker.check({
-      list: {mx: query.domain},
-      stop,
-      signal,
-      onEvent: log && ((event) => log(trace + formatEvent(event))),
-      onMxEvent: log && ((event) => log(trace + formatMxEvent(event))),
-    })
-    return decisionOf(checked)
+    const work = async (shared: AbortSignal) => {
+      const trace = log ? `#${++requests} ${query.domain}: ` : undefined
+      const checked = await checker.check({
+        list: {mx: query.domain},
+        stop,
+        signal: shared,
+        onEvent: log && ((event) => log(trace + formatEvent(event))),
+        onMxEvent: log && ((event) => log(trace + formatMxEvent(event))),
+      })
+      return decisionOf(checked)
+    }
+    const {result, shared} = await share(`${query.domain} ${query.stop ?? ''}`, work, signal)
+    return shared ? {...result, cached: true} : result
   }
 }
 
@@ -133,7 +161,7 @@ export async function runServe(setup: ServeSetup): Promise<void> {
   const {log} = setup
   const server = await startPolicyServer({
     listen: setup.listen,
-    decide: decideWith(checker, setup.verbose ? log : undefined),
+    decide: decideWith(checker, setup.verbose ? log : undefined, setup.ttls),
     stop: setup.stop?.text,
     timeoutMs: setup.settings.timeoutMs,
     maxConnections: setup.maxConnections,

@@ -24,6 +24,8 @@ export interface Decision {
   /** Why, in a few words, for the log line. */
   readonly note: string
   readonly cached?: boolean
+  /** False when the decision rests on DNS alone (nothing was to be probed). */
+  readonly probed?: boolean
 }
 
 /** Decides one query; ends soon after `signal` aborts (reason 'timeout' or 'cancelled'). */
