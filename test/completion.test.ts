@@ -3,7 +3,7 @@
 // read from COMPREPLY and compared with a table written from SPEC §2; stderr stays empty.
 import fc from 'fast-check'
 import {execFile} from 'node:child_process'
-import {mkdirSync, mkdtempSync, writeFileSync} from 'node:fs'
+import {existsSync, mkdirSync, mkdtempSync, writeFileSync} from 'node:fs'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 import {promisify} from 'node:util'
@@ -12,6 +12,8 @@ import {beforeAll, describe, expect, it} from 'vitest'
 import {runCli} from './cli.js'
 
 const exec = promisify(execFile)
+/** zsh, where installed (.ci/run installs it). */
+const ZSH = ['/usr/bin/zsh', '/bin/zsh'].find((path) => existsSync(path))
 
 /** Long options a user can type (SPEC §2, §10 and the extensions), and which take a value. */
 const LONG = ['--stop', '--timeout', '--port', '--attempt-delay', '--mx', '--dns-server', '--ipv4', '--ipv6', '--sequential', '--negative-ttl',
@@ -59,6 +61,13 @@ describe('bash completion through a real bash', () => {
     [['smtpdcheck', '--no-c'], ['--no-cache']],
     [['smtpdcheck', 'autocomplete', ''], ['--help', 'bash', 'script', 'zsh']],
     [['smtpdcheck', 'autocomplete', 'script', ''], ['bash', 'zsh']],
+    // serve has options of its own (SPEC §11): --listen and --max-connections, no --mx or --json.
+    [['smtpdcheck', 'serve', '--li'], ['--listen']],
+    [['smtpdcheck', 'serve', '--listen', 'inet:127.0.0.1:10040', '--m'], ['--max-connections']],
+    [['smtpdcheck', 'serve', '--listen', ''], []],
+    [['smtpdcheck', 'serve', '--j'], []],
+    [['smtpdcheck', 'serve', '-v', '--no-'], ['--no-cache']],
+    [['smtpdcheck', '--li'], []],
   ])('%j', async (words, expected) => {
     expect(await tab(words)).toEqual({reply: expected, stderr: ''})
   })
@@ -74,6 +83,7 @@ describe('bash completion through a real bash', () => {
     const expected = [join(files, 'cache.json'), join(files, 'cached.json'), join(files, 'cachedir')]
     expect(await tab(['smtpdcheck', '-v', '--cache-file', join(files, 'cache')])).toEqual({reply: expected, stderr: ''})
     expect(await tab(['smtpdcheck', '--cache-file', '=', join(files, 'cache')])).toEqual({reply: expected, stderr: ''})
+    expect(await tab(['smtpdcheck', 'serve', '--cache-file', join(files, 'cache')])).toEqual({reply: expected, stderr: ''})
   })
 
   it('any words, any cursor: what is offered follows SPEC §2, and nothing is printed', async () => {
@@ -117,6 +127,16 @@ describe('autocomplete instructions and the zsh script', () => {
     expect(r.stdout.startsWith('#compdef smtpdcheck\n')).toBe(true)
     for (const option of LONG) expect(r.stdout).toContain(option)
     expect(r.stdout).toMatch(/--cache-file=\[[^\n]*\]:PATH:_files'/)
+    expect(r.stdout).toContain(`'*--listen=[`) // serve's own options, --listen repeatable
+  })
+
+  it.skipIf(!ZSH)('zsh: the script parses, and compinit binds it to smtpdcheck from $fpath', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'ux-completion-zsh-'))
+    writeFileSync(join(dir, '_smtpdcheck'), (await runCli(['autocomplete', 'script', 'zsh'])).stdout)
+    await exec(ZSH!, ['-n', join(dir, '_smtpdcheck')])
+    const program = `fpath=(${dir} $fpath); autoload -Uz compinit; compinit -u -d ${dir}/zcompdump; print -r -- \${_comps[smtpdcheck]}`
+    const {stdout, stderr} = await exec(ZSH!, ['-f', '-c', program], {encoding: 'utf8'})
+    expect({stdout, stderr}).toEqual({stdout: '_smtpdcheck\n', stderr: ''})
   })
 
   it.each([[['fish']], [['script']], [['script', 'bash', 'x']]])('%j: one line, exit 2', async (args) => {

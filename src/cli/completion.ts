@@ -3,30 +3,37 @@
 // names, the first word may be a subcommand (bin/run.js's SUBCOMMANDS), nothing else is
 // offered (a server word is a host: bash must not offer file names for it). No oclif here.
 import {quote, UsageError} from '../core/errors.js'
-import {FLAGS, type FlagSpec} from './flags.js'
+import {FLAGS, SERVE_FLAGS, type FlagSpec} from './flags.js'
 
 export const SHELLS = ['bash', 'zsh'] as const
 export type Shell = (typeof SHELLS)[number]
 
-const SPECS: Record<string, FlagSpec> = FLAGS
+type Table = Record<string, FlagSpec>
 
-/** Every long option as typed (`--no-cache` too), and `--help`, `--version`. */
-export function longOptions(): string[] {
-  const names = Object.entries(SPECS).flatMap(([name, spec]) => [`--${name}`, ...(spec.negatable ? [`--no-${name}`] : [])])
+/** The commands that take options: the default one, and `serve` (its own table). */
+const TABLES: ReadonlyArray<readonly [string, Table]> = [['', FLAGS], ['serve', SERVE_FLAGS]]
+
+/** Every long option of `table` as typed (`--no-cache` too), and `--help`, `--version`. */
+export function longOptions(table: Table = FLAGS): string[] {
+  const names = Object.entries(table).flatMap(([name, spec]) => [`--${name}`, ...(spec.negatable ? [`--no-${name}`] : [])])
   return [...names, '--help', '--version']
 }
 
 /** Options whose value is a file name (completed as files); other values get nothing. */
 const FILE_VALUED = new Set(['cache-file'])
 
-const valueOptions = () => Object.keys(SPECS).filter((name) => SPECS[name].type === 'value')
+/** `--name …` of the options of `table` that take a value: file names, or anything else. */
+function valued(table: Table, files: boolean): string {
+  return Object.keys(table).filter((name) => table[name].type === 'value' && FILE_VALUED.has(name) === files).map((name) => `--${name}`).join(' ')
+}
 
 /** The bash completion script: one function, bound with `complete -F`; bash 4 or later. */
 export function bashScript(subcommands: readonly string[]): string {
-  const others = valueOptions().filter((name) => !FILE_VALUED.has(name))
+  const [[, check], [, serve]] = TABLES
   return `# bash completion for smtpdcheck (made by \`smtpdcheck autocomplete script bash\`)
 _smtpdcheck_autocomplete() {
-  local cur=\${COMP_WORDS[COMP_CWORD]} prev= i
+  local cur=\${COMP_WORDS[COMP_CWORD]} prev= i first=1
+  local long="${longOptions(check).join(' ')}" files="${valued(check, true)}" values="${valued(check, false)}"
   (( COMP_CWORD > 1 )) && prev=\${COMP_WORDS[COMP_CWORD-1]}
   # \`--cache-file=PA<TAB>\`: bash splits the word at "=".
   if [[ $cur == = ]]; then prev=\${COMP_WORDS[COMP_CWORD-1]}; cur=
@@ -37,14 +44,15 @@ _smtpdcheck_autocomplete() {
     elif (( COMP_CWORD == 3 )) && [[ \${COMP_WORDS[2]} == script ]]; then COMPREPLY=($(compgen -W "${SHELLS.join(' ')}" -- "$cur")); fi
     return 0
   fi
-  # Another subcommand has options of its own: nothing is offered for it here.
-  (( COMP_CWORD > 1 )) && [[ " ${subcommands.join(' ')} " == *" \${COMP_WORDS[1]} "* ]] && return 0
-  for (( i = 1; i < COMP_CWORD; i++ )); do [[ \${COMP_WORDS[i]} == -- ]] && return 0; done
-  case $prev in
-    ${[...FILE_VALUED].map((name) => `--${name}`).join('|')}) compopt -o filenames 2>/dev/null; COMPREPLY=($(compgen -f -- "$cur")); return 0 ;;
-    ${others.map((name) => `--${name}`).join('|')}) return 0 ;;
-  esac
-  if [[ $cur == -* ]]; then COMPREPLY=($(compgen -W "${longOptions().join(' ')}" -- "$cur"))
+  if (( COMP_CWORD > 1 )) && [[ \${COMP_WORDS[1]} == serve ]]; then
+    first=2 long="${longOptions(serve).join(' ')}" files="${valued(serve, true)}" values="${valued(serve, false)}"
+  elif (( COMP_CWORD > 1 )) && [[ " ${subcommands.join(' ')} " == *" \${COMP_WORDS[1]} "* ]]; then
+    return 0
+  fi
+  for (( i = first; i < COMP_CWORD; i++ )); do [[ \${COMP_WORDS[i]} == -- ]] && return 0; done
+  if [[ -n $prev && " $files " == *" $prev "* ]]; then compopt -o filenames 2>/dev/null; COMPREPLY=($(compgen -f -- "$cur")); return 0; fi
+  [[ -n $prev && " $values " == *" $prev "* ]] && return 0
+  if [[ $cur == -* ]]; then COMPREPLY=($(compgen -W "$long" -- "$cur"))
   elif (( COMP_CWORD == 1 )); then COMPREPLY=($(compgen -W "${subcommands.join(' ')}" -- "$cur")); fi
   return 0
 }
@@ -55,15 +63,22 @@ complete -F _smtpdcheck_autocomplete smtpdcheck
 /** A description inside zsh's `[…]`, in a single-quoted word. */
 const zshText = (text: string) => text.replace(/\\/g, '\\\\').replace(/[[\]]/g, (c) => `\\${c}`).replace(/'/g, `'\\''`).replace(/:/g, '\\:')
 
-/** The zsh completion function (`#compdef`): options with their descriptions, files for --cache-file. */
-export function zshScript(subcommands: readonly string[]): string {
-  const specs = Object.entries(SPECS).flatMap(([name, spec]) => {
+/** `_arguments` specs for the options of `table` (with descriptions; files for --cache-file). */
+function zshSpecs(table: Table): string[] {
+  const specs = Object.entries(table).flatMap(([name, spec]) => {
     const text = `[${zshText(spec.summary)}]`
     const value = spec.type === 'value' ? `=${text}:${zshText(spec.helpValue ?? 'value')}:${FILE_VALUED.has(name) ? '_files' : ' '}` : text
-    const exclusive = [name, ...(spec.exclusive ?? [])].flatMap((n) => [`--${n}`, ...(SPECS[n].char ? [`-${SPECS[n].char}`] : []), ...(SPECS[n].negatable ? [`--no-${n}`] : [])]).join(' ')
-    const forms = spec.char ? `'(${exclusive})'{-${spec.char},--${name}}'${value}'` : `'(${exclusive})--${name}${value}'`
+    const exclusive = [name, ...(spec.exclusive ?? [])].flatMap((n) => [`--${n}`, ...(table[n].char ? [`-${table[n].char}`] : []), ...(table[n].negatable ? [`--no-${n}`] : [])]).join(' ')
+    const repeat = spec.multiple ? '*' : `(${exclusive})`
+    const forms = spec.char ? `'${repeat}'{-${spec.char},--${name}}'${value}'` : `'${repeat}--${name}${value}'`
     return [forms, ...(spec.negatable ? [`'(--${name} --no-${name})--no-${name}[turn --${name} off]'`] : [])]
   })
+  return [...specs, `'(- *)'{-h,--help}'[show the help]'`, `'(- *)--version[show the version]'`]
+}
+
+/** The zsh completion function (`#compdef`): options with their descriptions, files for --cache-file. */
+export function zshScript(subcommands: readonly string[]): string {
+  const [[, check], [, serve]] = TABLES
   return `#compdef smtpdcheck
 # zsh completion for smtpdcheck (made by \`smtpdcheck autocomplete script zsh\`)
 _smtpdcheck() {
@@ -72,10 +87,16 @@ _smtpdcheck() {
     (( CURRENT == 4 )) && [[ $words[3] == script ]] && compadd -- ${SHELLS.join(' ')}
     return
   fi
+  if [[ $words[2] == serve ]] && (( CURRENT > 2 )); then
+    shift words; (( CURRENT-- ))
+    _arguments -S \\
+      ${zshSpecs(serve).join(' \\\n      ')}
+    return
+  fi
   (( CURRENT > 2 )) && [[ " ${subcommands.join(' ')} " == *" $words[2] "* ]] && return
   (( CURRENT == 2 )) && [[ $PREFIX != -* ]] && { compadd -- ${subcommands.join(' ')}; return }
   _arguments -S \\
-    ${[...specs, `'(- *)'{-h,--help}'[show the help]'`, `'(- *)--version[show the version]'`, `'*:server: '`].join(' \\\n    ')}
+    ${[...zshSpecs(check), `'*:server: '`].join(' \\\n    ')}
 }
 _smtpdcheck "$@"
 `
