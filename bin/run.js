@@ -16,18 +16,39 @@ let brokenPipe = false
 const onBrokenPipe = (error) => {
   if (error?.code === 'EPIPE') brokenPipe = true
 }
-process.stderr.on('error', onBrokenPipe)
-process.stdout.on('error', onBrokenPipe)
+// Node makes process.stdout and process.stderr on first use (loading its streams costs ~2 ms,
+// which a run that writes nothing need not pay): the listener is added when each is made.
+for (const name of ['stdout', 'stderr']) {
+  const made = Object.getOwnPropertyDescriptor(process, name).get
+  Object.defineProperty(process, name, {
+    configurable: true,
+    enumerable: true,
+    get() {
+      const stream = made.call(process)
+      Object.defineProperty(process, name, {configurable: true, enumerable: true, get: () => stream})
+      stream.on('error', onBrokenPipe)
+      return stream
+    },
+  })
+}
 const onSignal = (signal) => (signal === 'SIGPIPE' && brokenPipe) || process.exit(2)
 // V8's sampling profiler (`node --cpu-prof`, `--prof`) ticks with SIGPROF: leave it to V8 then.
 const profiling = [...process.execArgv, ...(process.env.NODE_OPTIONS ?? '').split(/\s+/)].some((a) => /^--(cpu-)?prof\b/.test(a))
 for (const signal of SIGNALS) if (!(profiling && signal === 'SIGPROF')) process.on(signal, onSignal)
 // A SIGUSR1 that came while node was still starting found node's own handler, which opens the
 // inspector on the first turn of the event loop: close it then, and end as for any signal.
+// (The binding answers in ~0.1 ms; loading node:inspector to ask costs ~2 ms of every run. It
+// is deprecated only under --pending-deprecation, where node:inspector is asked instead.)
+const nodeFlags = [...process.execArgv, process.env.NODE_OPTIONS ?? ''].join(' ')
 setImmediate(() => {
-  const inspector = require('node:inspector')
-  if (inspector.url() === undefined) return
-  inspector.close()
+  let url
+  try {
+    url = /-deprecation\b/.test(nodeFlags) ? require('node:inspector').url() : process.binding('inspector').url()
+  } catch {
+    url = require('node:inspector').url()
+  }
+  if (url === undefined) return
+  require('node:inspector').close()
   process.exit(2)
 })
 const lastWord = (error) => {

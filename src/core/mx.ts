@@ -1,11 +1,11 @@
 // --mx DOMAIN (SPEC §10): the MX list from DNS by the rules of RFC 5321 §5.1 and RFC 7505.
 // No module-level state: `serve` calls lookupMx once per request with a shared resolver.
-import dns from 'node:dns'
 import {domainToASCII} from 'node:url'
 
 import {FatalError, quote, UsageError} from './errors.js'
 import {dotted, hostnameProblem, hostPort, literalFamily, parseServerList, parseServerWord, type Entry, type HostPort} from './grammar.js'
 import {printable} from './greeting.js'
+import {newResolver} from './resolve.js'
 
 /** One MX record as DNS gave it; `exchange` is `.` for the root (a null MX's target). */
 export interface MxRecord {
@@ -178,7 +178,7 @@ function describeDnsError(code: string, timeoutMs: number): string {
  */
 export function mxResolver(server?: HostPort): ResolveMx {
   return async (name, signal) => {
-    const resolver = new dns.promises.Resolver({timeout: MX_QUERY_TIMEOUT_MS, tries: MX_TRIES})
+    const resolver = newResolver(MX_QUERY_TIMEOUT_MS, MX_TRIES)
     if (server) resolver.setServers([hostPort(server.address, server.port)])
     const cancel = () => resolver.cancel()
     signal.addEventListener('abort', cancel, {once: true})

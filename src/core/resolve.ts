@@ -1,6 +1,5 @@
 // Name resolution (SPEC §7): the system resolver, or A and AAAA straight from --dns-server.
-import dns from 'node:dns'
-import {readFile} from 'node:fs/promises'
+import type dns from 'node:dns'
 
 import {familyOf, hostPort, literalFamily, normalizeAddress, type HostPort} from './grammar.js'
 
@@ -39,6 +38,14 @@ function found(addresses: string[], ttl?: number): Lookup {
   return ttl === undefined ? {outcome: 'resolved', addresses: list} : {outcome: 'resolved', addresses: list, ttl}
 }
 
+/**
+ * A new c-ares resolver. node:dns is loaded at the first lookup, not at start-up (about a
+ * millisecond that a run resolving no name, or answered from /etc/hosts, does not pay).
+ */
+export function newResolver(timeoutMs: number, tries: number): dns.promises.Resolver {
+  return new (process.getBuiltinModule('node:dns').promises.Resolver)({timeout: timeoutMs, tries})
+}
+
 /** Per-query timeout of the c-ares resolvers; the server budget still bounds the whole lookup. */
 const DNS_QUERY_TIMEOUT_MS = 2000
 const DNS_TRIES = 2
@@ -70,7 +77,7 @@ async function resolveBoth(resolver: dns.promises.Resolver, name: string, signal
 /** Ask one DNS server (--dns-server) for A and AAAA. */
 export function dnsServerResolver(server: HostPort): Resolver {
   return (name, signal) => {
-    const resolver = new dns.promises.Resolver({timeout: DNS_QUERY_TIMEOUT_MS, tries: DNS_TRIES})
+    const resolver = newResolver(DNS_QUERY_TIMEOUT_MS, DNS_TRIES)
     resolver.setServers([hostPort(server.address, server.port)])
     return resolveBoth(resolver, name, signal)
   }
@@ -105,11 +112,11 @@ export const systemResolver: Resolver = async (name, signal) => {
   const wanted = name.toLowerCase().replace(/\.$/, '')
   let hosts = ''
   try {
-    hosts = await readFile(HOSTS_FILE, 'latin1')
+    hosts = await process.getBuiltinModule('node:fs/promises').readFile(HOSTS_FILE, 'latin1')
   } catch {
     // No /etc/hosts: DNS alone, as the C library does.
   }
   const local = hostsAddresses(hosts, wanted)
   if (local.length > 0) return found(local)
-  return resolveBoth(new dns.promises.Resolver({timeout: DNS_QUERY_TIMEOUT_MS, tries: DNS_TRIES}), wanted, signal)
+  return resolveBoth(newResolver(DNS_QUERY_TIMEOUT_MS, DNS_TRIES), wanted, signal)
 }
