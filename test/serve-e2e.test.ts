@@ -260,4 +260,37 @@ describe('serve: faults', () => {
     expect(answers.flat()).toEqual(Array.from({length: 60}, () => DEFER('mx1.example.test')))
     expect(end.stderr).toMatch(/SIGTERM: closing/)
   }, 30_000)
+
+  it('out of descriptors (ulimit -n 48): no crash; a held connection gets a reply (DEFER, or DUNNO if a probe found no descriptor) and DEFER once the flood is gone', async () => {
+    const primary = await keep(startSmtp({host: PRIMARY, greeting: '220 mx1\r\n'}))
+    const dns = await keep(startDns(zone(), {host: '127.0.20.1'}))
+    const args = ['serve', '--listen', 'inet:127.0.20.1:0', '--dns-server', dns.address, '--port', String(primary.port), '--no-cache']
+    const run = startTimed(['-c', 'ulimit -n 48 && exec "$0" "$@"', process.execPath, BIN, ...args], {command: 'bash', limitMs: 60_000})
+    started.push(run)
+    for (let i = 0; i < 400 && !/listening on inet:/.test(run.output.stderr); i++) await sleep(20)
+    const port = Number(/listening on inet:127\.0\.20\.1:(\d+)/.exec(run.output.stderr)?.[1])
+    const held = net.connect({host: '127.0.20.1', port, localAddress: '127.0.20.3'})
+    held.on('error', () => {})
+    await new Promise((resolve) => held.once('connect', resolve))
+    let closedByServer = 0
+    const flood = Array.from({length: 80}, () => {
+      const socket = net.connect({host: '127.0.20.1', port, localAddress: '127.0.20.4'})
+      socket.on('error', () => {})
+      socket.on('close', () => closedByServer++)
+      return socket
+    })
+    await sleep(1000)
+    expect(closedByServer).toBeGreaterThan(0) // more connections than descriptors
+    let text = ''
+    held.setEncoding('latin1').on('data', (d: string) => (text += d))
+    held.write(rcpt('a@example.test', {server_address: SECONDARY}))
+    for (let i = 0; i < 250 && !text.endsWith('\n\n'); i++) await sleep(20)
+    expect([DEFER('mx1.example.test'), DUNNO]).toContain(text)
+    for (const socket of flood) socket.destroy()
+    await sleep(500)
+    expect(run.child.exitCode).toBeNull()
+    expect(await ask(port, [rcpt('b@example.test', {server_address: SECONDARY})])).toEqual([DEFER('mx1.example.test')])
+    held.destroy()
+    expect(run.output.stderr).not.toMatch(/system error: .*(at |Error:)/)
+  }, 60_000)
 })
