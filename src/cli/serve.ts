@@ -6,7 +6,7 @@ import {MemoryCache, type OutcomeCache, type Ttls} from '../core/cache.js'
 import {FileCache} from '../core/cache-file.js'
 import type {CheckOptions} from '../core/check.js'
 import {createChecker, longLived, type Checked, type Checker} from '../core/checker.js'
-import {sharingDecisions} from '../core/decisions.js'
+import {sharing} from '../core/sharing.js'
 import {SERVE_DNS_CACHE} from '../core/dns-cache.js'
 import {FatalError, quote, UsageError} from '../core/errors.js'
 import {parseInteger, parseStop} from '../core/grammar.js'
@@ -122,7 +122,7 @@ export function reuseMs(decision: Decision, ttls: Ttls | undefined): number {
  */
 export function decideWith(checker: Checker, log?: (line: string) => void, ttls?: Ttls): Decide {
   let requests = 0
-  const share = sharingDecisions<Decision>({now: monotonicMs, reuseMs: (decision) => reuseMs(decision, ttls), maxEntries: 10_000})
+  const share = sharing<Decision>({now: monotonicMs, reuseMs: (decision) => reuseMs(decision, ttls), maxEntries: 10_000})
   return async (query, signal) => {
     const stop = query.stop === undefined ? undefined : parseStop(query.stop)
     const work = async (shared: AbortSignal) => {

@@ -4,6 +4,7 @@
 // no TTL), capped; "no such name" / "no data" briefly; a failure not at all. No module
 // state: one table per wrapper.
 import type {ResolveMx} from './mx.js'
+import {sharing} from './sharing.js'
 import type {Lookup, Resolver} from './resolve.js'
 
 export interface DnsCacheOptions {
@@ -20,38 +21,16 @@ export interface DnsCacheOptions {
 /** What serve uses: 30 s at most, NXDOMAIN/NODATA 5 s, 10,000 names per table. */
 export const SERVE_DNS_CACHE = {maxMs: 30_000, negativeMs: 5000, maxEntries: 10_000} as const
 
-interface Held<T> {
-  readonly answer: Promise<T>
-  /** Until when (now() ms) the answer is good; Infinity while the query runs. */
-  until: number
-}
-
 /**
- * `ask` behind a table: a key asked while its query runs joins it; an answer is reused for
- * `lifetimeMs(answer)` ms (0: forgotten at once, as is a rejection). The query is the
- * table's, not a caller's: a caller that gives up leaves it running for the others (each
- * query is bounded by the resolver's own timeouts).
+ * `ask` behind a table (sharing.ts): a key asked while its query runs joins it; an answer is
+ * reused for `lifetimeMs(answer)` ms, at most maxMs (0: forgotten at once, as is a rejection).
+ * The query is the table's, not a caller's: a caller that gives up leaves it running for the
+ * others (each query is bounded by the resolver's own timeouts).
  */
 export function remembering<T>(ask: (key: string) => Promise<T>, lifetimeMs: (answer: T) => number, options: DnsCacheOptions): (key: string) => Promise<T> {
-  const table = new Map<string, Held<T>>()
-  const forget = (key: string, held: Held<T>) => table.get(key) === held && table.delete(key)
-  return (key) => {
-    const known = table.get(key)
-    if (known !== undefined && options.now() < known.until) return known.answer
-    if (known !== undefined) table.delete(key)
-    if (table.size >= options.maxEntries) table.delete(table.keys().next().value!)
-    const held: Held<T> = {answer: ask(key), until: Infinity}
-    table.set(key, held)
-    held.answer.then(
-      (answer) => {
-        const ms = Math.min(lifetimeMs(answer), options.maxMs)
-        if (ms > 0) held.until = options.now() + ms
-        else forget(key, held)
-      },
-      () => forget(key, held),
-    )
-    return held.answer
-  }
+  const share = sharing<T>({now: options.now, reuseMs: (answer) => Math.min(lifetimeMs(answer), options.maxMs), maxEntries: options.maxEntries})
+  const nobody = new AbortController().signal // never aborted: the shared query is nobody's to cancel
+  return (key) => share(key, () => ask(key), nobody).then(({result}) => result)
 }
 
 /** A/AAAA answers kept for their TTL (at most maxMs; /etc/hosts answers maxMs), negative ones negativeMs, errors never. */

@@ -1,8 +1,8 @@
-// sharingDecisions (serve): one decision per key while it runs, reused for reuseMs, aborted
+// sharing() (serve's decisions, the DNS cache): one decision per key while it runs, reused for reuseMs, aborted
 // when the last caller leaves; a caller that leaves alone is rejected at once.
 import {describe, expect, it} from 'vitest'
 
-import {sharingDecisions} from '../../src/core/decisions.js'
+import {sharing} from '../../src/core/sharing.js'
 
 /** A work function whose runs are counted and settled by hand. */
 function works() {
@@ -12,10 +12,10 @@ function works() {
 }
 const tick = () => new Promise((resolve) => setImmediate(resolve))
 
-describe('sharingDecisions', () => {
+describe('sharing', () => {
   it('callers of one key share one run while it runs; only the first is not "shared"', async () => {
     const clock = {ms: 0}
-    const share = sharingDecisions<string>({now: () => clock.ms, reuseMs: () => 0, maxEntries: 10})
+    const share = sharing<string>({now: () => clock.ms, reuseMs: () => 0, maxEntries: 10})
     const {runs, work} = works()
     const calls = Array.from({length: 100}, () => share('a.test ', work, new AbortController().signal))
     expect(runs).toHaveLength(1)
@@ -31,7 +31,7 @@ describe('sharingDecisions', () => {
 
   it('a finished result is reused for reuseMs of the clock, then run again; other keys are their own', async () => {
     const clock = {ms: 0}
-    const share = sharingDecisions<string>({now: () => clock.ms, reuseMs: (r) => (r === 'defer' ? 1000 : 0), maxEntries: 10})
+    const share = sharing<string>({now: () => clock.ms, reuseMs: (r) => (r === 'defer' ? 1000 : 0), maxEntries: 10})
     const {runs, work} = works()
     const first = share('a.test ', work, new AbortController().signal)
     runs[0].resolve('defer')
@@ -47,7 +47,7 @@ describe('sharingDecisions', () => {
   })
 
   it('a caller that leaves while others wait is rejected at once; the run goes on for them', async () => {
-    const share = sharingDecisions<string>({now: () => 0, reuseMs: () => 0, maxEntries: 10})
+    const share = sharing<string>({now: () => 0, reuseMs: () => 0, maxEntries: 10})
     const {runs, work} = works()
     const leaving = new AbortController()
     const gone = share('a.test ', work, leaving.signal)
@@ -60,7 +60,7 @@ describe('sharingDecisions', () => {
   })
 
   it('the last caller to leave aborts the run with its reason; the next caller starts afresh', async () => {
-    const share = sharingDecisions<string>({now: () => 0, reuseMs: () => 1000, maxEntries: 10})
+    const share = sharing<string>({now: () => 0, reuseMs: () => 1000, maxEntries: 10})
     const {runs, work} = works()
     const a = new AbortController()
     const b = new AbortController()
@@ -78,7 +78,7 @@ describe('sharingDecisions', () => {
   })
 
   it('a failed run rejects its callers and is forgotten; an already aborted caller starts nothing', async () => {
-    const share = sharingDecisions<string>({now: () => 0, reuseMs: () => 1000, maxEntries: 10})
+    const share = sharing<string>({now: () => 0, reuseMs: () => 1000, maxEntries: 10})
     const {runs, work} = works()
     const call = share('a.test ', work, new AbortController().signal)
     runs[0].reject(new Error('SERVFAIL'))
@@ -91,7 +91,7 @@ describe('sharingDecisions', () => {
   })
 
   it('holds at most maxEntries keys, dropping the oldest', async () => {
-    const share = sharingDecisions<string>({now: () => 0, reuseMs: () => 1000, maxEntries: 2})
+    const share = sharing<string>({now: () => 0, reuseMs: () => 1000, maxEntries: 2})
     const {runs, work} = works()
     for (const key of ['a', 'b', 'c']) void share(key, work, new AbortController().signal)
     for (const run of runs) run.resolve('x')

@@ -1,7 +1,6 @@
-// Sharing decisions (SPEC §11): requests for the same domain and local host, answered at the
-// same time or within a second of each other, share one decision — a busy secondary answers
-// a burst of recipients of one domain with one check. No module-level state: one table per
-// factory call.
+// One piece of work per key, shared by the callers that ask for it while it runs and reused
+// for a while after (serve, SPEC §11): a decision per domain and local host (src/cli/serve.ts),
+// a DNS answer per name (dns-cache.ts). No module-level state: one table per factory call.
 
 /** A decision in flight (`until` Infinity) or finished and still reusable until `until`. */
 interface Held<T> {
@@ -27,7 +26,7 @@ export interface SharingOptions<T> {
  * waiting for it has left. A failed work is forgotten at once. `shared` says whether the
  * caller got a result that another caller's work made.
  */
-export function sharingDecisions<T>(options: SharingOptions<T>) {
+export function sharing<T>(options: SharingOptions<T>) {
   const table = new Map<string, Held<T>>()
   const forget = (key: string, held: Held<T>) => table.get(key) === held && table.delete(key)
 
