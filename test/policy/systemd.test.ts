@@ -45,7 +45,11 @@ describe('contrib/smtpdcheck.service', () => {
   })
 
   it.each([
-    ['DynamicUser', 'yes'],
+    // Its own user, not DynamicUser= (which would make the CacheDirectory a symbolic link,
+    // and a linked cache directory is refused: issue 14), and a cache directory of mode 0700.
+    ['User', 'smtpdcheck'],
+    ['DynamicUser', undefined],
+    ['CacheDirectoryMode', '0700'],
     ['Restart', 'on-failure'],
     ['NoNewPrivileges', 'yes'],
     ['ProtectSystem', 'strict'],
