@@ -196,7 +196,9 @@ describe('the words of a command line are the server words, in the order typed',
           expect(entries.map((e) => e.local)).toEqual(words.map((w) => w.word === LOCAL))
           expect(entries.every((e) => !e.probed)).toBe(true)
         }),
-        {numRuns: 60},
+        // 60 runs missed the rarest branch (bare-v6) in about 1 batch of 150; 100 runs missed
+        // none in 1000 sampled batches.
+        {numRuns: 100},
       )
       branches.expectEveryBranch()
     }, 120_000)
