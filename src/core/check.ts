@@ -3,7 +3,7 @@
 import type {AttemptFn} from './attempt.js'
 import type {OutcomeCache} from './cache.js'
 import {FatalError} from './errors.js'
-import {familyOf, hostPort, type Entry} from './grammar.js'
+import {canonicalName, familyOf, hostPort, type Entry} from './grammar.js'
 import {raceAddresses, type AttemptRecord, type RaceResult} from './race.js'
 import type {Lookup, Resolver} from './resolve.js'
 import {decide, isLocalHost, selectCandidates, type Decision, type Localness, type Selection, type Stop} from './selection.js'
@@ -160,7 +160,7 @@ async function lookupStop(run: Run): Promise<{stop?: Stop; report?: Report['stop
     if (lookup.outcome !== 'resolved') {
       throw new FatalError(`cannot resolve --stop "${given.name}": ${lookup.outcome}${lookup.error ? ` (${lookup.error})` : ''}`, 'stop-lookup')
     }
-    stop = {name: given.name.toLowerCase().replace(/\.$/, ''), addresses: lookup.addresses}
+    stop = {name: canonicalName(given.name), addresses: lookup.addresses}
   }
   const report = {given: 'address' in given ? given.address : given.name, addresses: [...stop.addresses]}
   run.emit({type: 'stop', ms: run.elapsed(), ...report})

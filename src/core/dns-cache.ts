@@ -4,6 +4,7 @@
 // no TTL), capped; "no such name" / "no data" briefly; a failure not at all. No module
 // state: one table per wrapper.
 import type {ResolveMx} from './mx.js'
+import {canonicalName} from './grammar.js'
 import {sharing} from './sharing.js'
 import type {Lookup, Resolver} from './resolve.js'
 
@@ -27,21 +28,20 @@ export const SERVE_DNS_CACHE = {maxMs: 30_000, negativeMs: 5000, maxEntries: 10_
  * The query is the table's, not a caller's: a caller that gives up leaves it running for the
  * others (each query is bounded by the resolver's own timeouts).
  */
-export function remembering<T>(ask: (key: string) => Promise<T>, lifetimeMs: (answer: T) => number, options: DnsCacheOptions): (key: string) => Promise<T> {
+export function remembering<T>(ask: (key: string, signal: AbortSignal) => Promise<T>, lifetimeMs: (answer: T) => number, options: DnsCacheOptions): (key: string) => Promise<T> {
   const share = sharing<T>({now: options.now, reuseMs: (answer) => Math.min(lifetimeMs(answer), options.maxMs), maxEntries: options.maxEntries})
   const nobody = new AbortController().signal // never aborted: the shared query is nobody's to cancel
-  return (key) => share(key, () => ask(key), nobody).then(({result}) => result)
+  return (key) => share(key, (signal) => ask(key, signal), nobody).then(({result}) => result)
 }
 
 /** A/AAAA answers kept for their TTL (at most maxMs; /etc/hosts answers maxMs), negative ones negativeMs, errors never. */
 export function cachingResolver(resolver: Resolver, options: DnsCacheOptions): Resolver {
-  const running = new AbortController().signal // never aborted: the shared query is nobody's to cancel
   const lifetime = (lookup: Lookup) => {
     if (lookup.outcome === 'resolved') return lookup.ttl === undefined ? options.maxMs : lookup.ttl * 1000
     return lookup.outcome === 'dns-error' ? 0 : options.negativeMs
   }
-  const lookup = remembering((name) => resolver(name, running), lifetime, options)
-  return (name) => lookup(name.toLowerCase().replace(/\.$/, ''))
+  const lookup = remembering(resolver, lifetime, options)
+  return (name) => lookup(canonicalName(name))
 }
 
 const NEGATIVE_MX_CODES = new Set(['ENOTFOUND', 'NXDOMAIN', 'ENODATA'])
@@ -50,16 +50,15 @@ type MxAnswer = {records: Awaited<ReturnType<ResolveMx>>; code?: never} | {recor
 
 /** MX answers kept maxMs; NXDOMAIN / NODATA negativeMs; other failures (SERVFAIL, timeout) never. */
 export function cachingMxResolver(resolveMx: ResolveMx, options: DnsCacheOptions): ResolveMx {
-  const running = new AbortController().signal
-  const ask = (name: string): Promise<MxAnswer> =>
-    resolveMx(name, running).then(
+  const ask = (name: string, signal: AbortSignal): Promise<MxAnswer> =>
+    resolveMx(name, signal).then(
       (records) => ({records}),
       (error: unknown) => ({code: String((error as NodeJS.ErrnoException)?.code ?? error), error}),
     )
   const lifetime = (answer: MxAnswer) => (answer.records ? options.maxMs : NEGATIVE_MX_CODES.has(answer.code) ? options.negativeMs : 0)
   const lookup = remembering(ask, lifetime, options)
   return async (name) => {
-    const answer = await lookup(name.toLowerCase().replace(/\.$/, ''))
+    const answer = await lookup(canonicalName(name))
     if (answer.records) return answer.records
     throw answer.error
   }

@@ -42,6 +42,9 @@ export function hostnameProblem(name: string): string | undefined {
   return undefined
 }
 
+/** A host name as compared (SPEC §2: case- and trailing-dot-insensitive): lower case, no trailing dot. */
+export const canonicalName = (name: string): string => name.toLowerCase().replace(/\.$/, '')
+
 /** Normalised text of an IP literal (ipaddr.js; `::ffff:a.b.c.d` becomes `a.b.c.d`). */
 export function normalizeAddress(address: string): string {
   const parsed = ipaddr.parse(address)
@@ -89,7 +92,7 @@ function parseHost(text: string, word: string): {host: string; kind: HostKind} {
   }
   const problem = hostnameProblem(text)
   if (problem) throw new UsageError(`bad server ${quote(word)}: ${problem}`)
-  return {host: text.toLowerCase().replace(/\.$/, ''), kind: 'name'}
+  return {host: canonicalName(text), kind: 'name'}
 }
 
 function parsePrio(text: string, word: string): number {

@@ -3,7 +3,7 @@
 import {domainToASCII} from 'node:url'
 
 import {FatalError, quote, UsageError} from './errors.js'
-import {dotted, hostnameProblem, hostPort, literalFamily, parseServerList, parseServerWord, type Entry, type HostPort} from './grammar.js'
+import {canonicalName, dotted, hostnameProblem, hostPort, literalFamily, parseServerList, parseServerWord, type Entry, type HostPort} from './grammar.js'
 import {printable} from './greeting.js'
 import {newResolver} from './resolve.js'
 
@@ -69,7 +69,7 @@ export function parseMxDomain(text: string): string {
   if (literal(ascii)) throw bad('an address literal, not a domain')
   const converted = hostnameProblem(ascii)
   if (converted) throw bad(`${converted} (as ${ascii})`)
-  return ascii.toLowerCase().replace(/\.$/, '')
+  return canonicalName(ascii)
 }
 
 /** Records in preference order; Array.prototype.sort is stable, so equal preferences keep DNS order. */

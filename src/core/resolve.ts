@@ -1,7 +1,7 @@
 // Name resolution (SPEC §7): the system resolver, or A and AAAA straight from --dns-server.
 import type dns from 'node:dns'
 
-import {familyOf, hostPort, literalFamily, normalizeAddress, type HostPort} from './grammar.js'
+import {canonicalName, familyOf, hostPort, literalFamily, normalizeAddress, type HostPort} from './grammar.js'
 
 export type LookupOutcome = 'resolved' | 'nxdomain' | 'no-address' | 'dns-error'
 
@@ -94,7 +94,7 @@ export function hostsAddresses(text: string, name: string): string[] {
   const v4: string[] = []
   for (const line of text.split('\n')) {
     const [address, ...names] = line.replace(/#.*/, '').trim().split(/\s+/)
-    if (!names.some((n) => n.toLowerCase().replace(/\.$/, '') === name)) continue
+    if (!names.some((n) => canonicalName(n) === name)) continue
     if (literalFamily(address) === 0) continue
     const normal = normalizeAddress(address) // ::ffff:a.b.c.d is IPv4
     if (familyOf(normal) === 6) v6.push(normal)
@@ -109,7 +109,7 @@ export function hostsAddresses(text: string, name: string): string[] {
  * four threads, cannot be cancelled, and a hung one holds the process exit.
  */
 export const systemResolver: Resolver = async (name, signal) => {
-  const wanted = name.toLowerCase().replace(/\.$/, '')
+  const wanted = canonicalName(name)
   let hosts = ''
   try {
     hosts = await process.getBuiltinModule('node:fs/promises').readFile(HOSTS_FILE, 'latin1')
