@@ -166,7 +166,7 @@ describe('selection (SPEC §3) against a reference model', () => {
       fc.property(arb, ({host, addrs, stopName, stopAddrs}) => {
         const entry = parseServerWord(host)
         const model = (stopName !== undefined && host.toLowerCase().replace(/\.$/, '') === stopName) || addrs.some((a) => stopAddrs.includes(a))
-        expect(isLocalHost(entry, addrs, {name: stopName, addresses: stopAddrs})).toBe(model)
+        expect(isLocalHost(entry, addrs, {names: stopName === undefined ? [] : [stopName], addresses: stopAddrs})).toBe(model)
       }),
       {numRuns: 500},
     )

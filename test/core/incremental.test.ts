@@ -104,7 +104,7 @@ describe('check(): a candidate is probed when its fate is known, not earlier, no
           const i = Number(/^n(\d+)/.exec(name)![1])
           return lookup.addresses[0] === '192.0.2.200' ? {...lookup, addresses: [`198.51.100.${i}`]} : lookup
         }
-        const done = check({entries, stop: {address: stop}, timeoutMs: 0, port: 25, attemptDelayMs: 250, sequential}, {resolver, attempt, now: () => performance.now()})
+        const done = check({entries, stops: [{address: stop}], timeoutMs: 0, port: 25, attemptDelayMs: 250, sequential}, {resolver, attempt, now: () => performance.now()})
         const known: Localness[] = list.map(() => undefined)
         const prios = list.map((e) => e.prio)
         for (const i of order) {
@@ -142,7 +142,7 @@ describe('check(): budgets', () => {
         signal.addEventListener('abort', () => (clearTimeout(timer), resolve({outcome: 'greeting-timeout'})), {once: true})
       })
     const report = await check(
-      {entries: parseServerList(['10:a.test', '10:b.test']), stop: {address: '192.0.2.99'}, timeoutMs: 600, port: 25, attemptDelayMs: 250, sequential: false},
+      {entries: parseServerList(['10:a.test', '10:b.test']), stops: [{address: '192.0.2.99'}], timeoutMs: 600, port: 25, attemptDelayMs: 250, sequential: false},
       {resolver, attempt, now: () => performance.now()},
     )
     expect(started[0]).toBeGreaterThanOrEqual(390) // a waited for b (equal priority: b could exclude it)

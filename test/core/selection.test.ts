@@ -65,12 +65,13 @@ describe('isLocalHost (pure)', () => {
   const [named, v4, v6, mapped] = parseServerList(['10:S2.Domain.Com.', '192.0.2.1', '[2001:DB8:0::1]', '::ffff:192.0.2.9'])
 
   it('a name equal to the stop name, case- and trailing-dot-insensitively', () => {
-    expect(isLocalHost(named, [], {name: 's2.domain.com', addresses: ['198.51.100.1']})).toBe(true)
-    expect(isLocalHost(named, [], {name: 's1.domain.com', addresses: ['198.51.100.1']})).toBe(false)
+    expect(isLocalHost(named, [], {names: ['s2.domain.com'], addresses: ['198.51.100.1']})).toBe(true)
+    expect(isLocalHost(named, [], {names: ['s1.domain.com'], addresses: ['198.51.100.1']})).toBe(false)
+    expect(isLocalHost(named, [], {names: ['s1.domain.com', 's2.domain.com'], addresses: []})).toBe(true)
   })
 
   it('a name sharing any resolved address with the stop', () => {
-    const stop: Stop = {addresses: ['2001:db8::1', '192.0.2.7']}
+    const stop: Stop = {names: [], addresses: ['2001:db8::1', '192.0.2.7']}
     expect(isLocalHost(named, ['192.0.2.6', '192.0.2.7'], stop)).toBe(true)
     expect(isLocalHost(named, ['192.0.2.6'], stop)).toBe(false)
   })
@@ -79,7 +80,7 @@ describe('isLocalHost (pure)', () => {
     const stopOf = (text: string): Stop => {
       const parsed = parseStop(text)
       if (!('address' in parsed)) throw new Error('expected an address')
-      return {addresses: [parsed.address]}
+      return {names: [], addresses: [parsed.address]}
     }
     expect(isLocalHost(v4, [], stopOf('::ffff:192.0.2.1'))).toBe(true)
     expect(isLocalHost(v6, [], stopOf('2001:db8::1'))).toBe(true)
@@ -89,7 +90,7 @@ describe('isLocalHost (pure)', () => {
   })
 
   it('a literal entry is not the local host because of its text alone matching a stop name', () => {
-    expect(isLocalHost(v4, ['192.0.2.1'], {name: '192.0.2.1', addresses: []})).toBe(false)
+    expect(isLocalHost(v4, ['192.0.2.1'], {names: ['192.0.2.1'], addresses: []})).toBe(false)
   })
 })
 
@@ -118,7 +119,7 @@ async function run(args: {stop?: string; words: string[]; down?: string[]; seque
   }
   const options: CheckOptions = {
     entries: parseServerList(args.words),
-    stop: args.stop === undefined ? undefined : parseStop(args.stop),
+    stops: args.stop === undefined ? [] : [parseStop(args.stop)],
     timeoutMs: 5000,
     port: 25,
     attemptDelayMs: 250,
@@ -200,7 +201,7 @@ describe('selection through check()', () => {
   it('a stop name that does not resolve is a FatalError naming it, before anything is probed', async () => {
     const probed: string[] = []
     const promise = check(
-      {entries: parseServerList(['10:s1.domain.com']), stop: parseStop('nx.example'), timeoutMs: 5000, port: 25, attemptDelayMs: 250, sequential: false},
+      {entries: parseServerList(['10:s1.domain.com']), stops: [parseStop('nx.example')], timeoutMs: 5000, port: 25, attemptDelayMs: 250, sequential: false},
       {resolver: fakeResolver, attempt: async (a) => (probed.push(a), {outcome: 'available'}), now: () => performance.now()},
     )
     await expect(promise).rejects.toThrow(FatalError)
