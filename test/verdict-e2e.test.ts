@@ -94,23 +94,25 @@ describe('the command: identities and the not-found rule (--mx)', () => {
     expect(w.third.connections).toHaveLength(0)
   })
 
-  it('without --stop every MX is a candidate (is any MX of the domain up?)', async () => {
+  it('without --stop every MX is a candidate (is any MX of the domain up?); with one that is not listed, none is', async () => {
     const w = await world()
     const r = await runCli([...w.args, '--sequential', '--mx', 'listed.test'])
     expect([r.stdout, r.status]).toEqual(['mx1.nat.test\n', 1])
+    const stopped = await runCli([...w.args, '--sequential', '--stop', PRIVATE, '--mx', 'listed.test'])
+    expect([stopped.stdout, stopped.status]).toEqual(['', 0])
   })
 
   it('its own MX name fails to resolve (SERVFAIL, NXDOMAIN, no answer): exit 0, not a deferral to mx1', async () => {
     const w = await world()
     const runs = await Promise.all(['own-servfail.test', 'own-nxdomain.test', 'own-silent.test'].map((domain) =>
-      runCli([...w.args, '--timeout', '1', '--stop', PUBLIC, '--mx', domain])))
+      runCli([...w.args.slice(0, -2), '--timeout', '1', '--stop', PUBLIC, '--mx', domain])))
     expect(runs.map((r) => [r.stdout, r.status, r.stderr])).toEqual([['', 0, ''], ['', 0, ''], ['', 0, '']])
     expect(w.primary.connections).toHaveLength(0)
   })
 
-  it('a list of server words keeps the original rule: no local entry makes every entry a candidate', async () => {
+  it('a list of server words keeps the original rule: no local entry (by any identity) makes every entry a candidate', async () => {
     const w = await world()
-    const r = await runCli([...w.args, '--sequential', '--stop', PRIVATE, '10:mx1.nat.test', '30:mx3.nat.test'])
+    const r = await runCli([...w.args, '--sequential', '--stop', PRIVATE, '--stop', '127.20.1.99', '10:mx1.nat.test', '30:mx3.nat.test'])
     expect([r.stdout, r.status]).toEqual(['mx1.nat.test\n', 1])
   })
 
