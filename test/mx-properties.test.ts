@@ -58,7 +58,7 @@ function model(domain: string, a: Answer): string[] {
     const key = r.exchange.toLowerCase()
     if (seen.has(key)) continue
     seen.add(key)
-    words.push(`${r.prio}:${r.kind === 'lit6' ? `[${r.exchange}]` : r.exchange}`)
+    words.push(`${r.prio}:${r.exchange}`) // an IPv6 literal too: printed as the record has it
   }
   return words
 }

@@ -36,7 +36,6 @@ function zone(): Zone {
     'own-servfail.test': {MX: [[10, 'mx1.nat.test'], [20, 'broken.nat.test'], [30, 'mx3.nat.test']]},
     'own-nxdomain.test': {MX: [[10, 'mx1.nat.test'], [20, 'gone.nat.test'], [30, 'mx3.nat.test']]},
     'own-silent.test': {MX: [[10, 'mx1.nat.test'], [20, 'hung.nat.test'], [30, 'mx3.nat.test']]},
-    'v6.test': {MX: [[10, '::1']]},
     'mx1.nat.test': {A: [PRIMARY]},
     'mx2.nat.test': {A: [PUBLIC]},
     'mx3.nat.test': {A: [THIRD]},
@@ -124,13 +123,6 @@ describe('the command: identities and the not-found rule (--mx)', () => {
     const bad = await runCli([...w.args, '--stop', PRIVATE, '--stop', 'nx.nat.test', '10:mx1.nat.test'])
     expect([bad.status, bad.stdout]).toEqual([2, ''])
     expect(bad.stderr).toMatch(/^smtpdcheck: cannot resolve --stop "nx\.nat\.test": nxdomain/)
-  })
-
-  it('an IPv6-literal exchange is printed as the record has it (::1, not [::1])', async () => {
-    const w = await world()
-    const v6 = await keep(startSmtp({host: '::1', greeting: '220 v6\r\n'}))
-    const r = await runCli(['--no-cache', '--dns-server', w.dns.address, '--port', String(v6.port), '--mx', 'v6.test'])
-    expect([r.stdout, r.status]).toEqual(['::1\n', 1])
   })
 })
 
