@@ -81,26 +81,31 @@ describe.skipIf(skip !== undefined)(`Postfix asking smtpdcheck serve (check_poli
 
 // Behind NAT (issue 18): Postfix listens on 127.20.9.92, the "private" address it reports as
 // server_address; DNS lists this host as mx2.nat.test = 127.20.9.93, the "public" address,
-// which serve learns from --stop. nat.test: 10 mx1 (a fixture primary, up), 20 mx2 (this
-// host); natbest.test: this host at 10; natother.test does not list this host at all.
+// which serve learns from --stop. nat.test: 10 mx1 (a fixture primary, greeting after
+// 300 ms), 20 mx2 (this host), 30 mx3 (greeting at once: what "every MX is a candidate"
+// would name); natbest.test: this host at 10; natother.test does not list this host at all.
 const NAT_PRIVATE = '127.20.9.92'
 const NAT_PUBLIC = '127.20.9.93'
 const NAT_PRIMARY = '127.20.9.41'
+const NAT_THIRD = '127.20.9.43'
 
 describe.skipIf(skip !== undefined)(`Postfix behind NAT asking serve --stop <public address>${skip ? ` (skipped: ${skip})` : ''}`, () => {
   let dns: Awaited<ReturnType<typeof startDns>>
   let primary: Awaited<ReturnType<typeof startSmtp>>
+  let third: Awaited<ReturnType<typeof startSmtp>>
   let serve: Awaited<ReturnType<typeof startServe>>
   let postfix: Awaited<ReturnType<typeof startPostfix>>
   beforeAll(async () => {
     dns = await startDns({
-      'nat.test': {MX: [[10, 'mx1.nat.test'], [20, 'mx2.nat.test']]},
+      'nat.test': {MX: [[10, 'mx1.nat.test'], [20, 'mx2.nat.test'], [30, 'mx3.nat.test']]},
       'natbest.test': {MX: [[10, 'mx2.nat.test'], [20, 'mx1.nat.test']]},
       'natother.test': {MX: [[10, 'mx1.nat.test']]},
       'mx1.nat.test': {A: [NAT_PRIMARY]},
       'mx2.nat.test': {A: [NAT_PUBLIC]},
+      'mx3.nat.test': {A: [NAT_THIRD]},
     }, {host: '127.20.9.1'})
-    primary = await startSmtp({host: NAT_PRIMARY, greeting: '220 primary.nat.test ESMTP\r\n'})
+    primary = await startSmtp({host: NAT_PRIMARY, greet: (socket) => void setTimeout(() => socket.destroyed || socket.write('220 primary.nat.test ESMTP\r\n'), 300)})
+    third = await startSmtp({host: NAT_THIRD, port: primary.port, greeting: '220 mx3.nat.test ESMTP\r\n'})
     serve = await startServe(['--dns-server', dns.address, '--port', String(primary.port), '--no-cache', '--stop', NAT_PUBLIC])
     postfix = await startPostfix(NAT_PRIVATE, {
       smtpd: true,
@@ -119,6 +124,7 @@ describe.skipIf(skip !== undefined)(`Postfix behind NAT asking serve --stop <pub
     serve?.child.kill('SIGTERM')
     await serve?.done
     await primary?.close()
+    await third?.close()
     await dns?.close()
   })
 
@@ -129,8 +135,9 @@ describe.skipIf(skip !== undefined)(`Postfix behind NAT asking serve --stop <pub
     expect(primary.connections).toHaveLength(0)
   })
 
-  it('this host is the backup by its public address, the primary up: 450 naming the primary', async () => {
+  it('this host is the backup by its public address, the primary up: 450 naming the primary, not the less preferred mx3', async () => {
     expect(await reply('user@nat.test')).toBe('450 4.7.1 <user@nat.test>: Recipient address rejected: Please use server mx1.nat.test')
+    expect(third.connections).toHaveLength(0)
   })
 
   it('a relayed domain whose MX does not list this host: 250, logged as not among the MX', async () => {
