@@ -140,10 +140,11 @@ function decideAnyLocal(entries: readonly Entry[], local: readonly Localness[]):
 /**
  * Which lookups can still change the answer (SPEC §3: a name less preferred than a known
  * local entry, or after it, is never asked for). Entry i's lookup matters when it is a
- * candidate (its addresses are probed), while its own fate is open, or while its being the local host would move the selection: it stands before the
- * first known local entry (in a list with entries without a priority, whose fate depends on
- * that place), or it has a priority below every known local entry's (or the known local
- * entries have none). With no local entry known, every lookup matters.
+ * candidate (its addresses are probed), while its own fate is open, or while its being the
+ * local host would move the selection: it stands before the first known local entry (in a
+ * list with entries without a priority, whose fate depends on that place), or it has a
+ * priority below every known local entry's (or the known local entries have none). With no
+ * local entry known, every lookup matters. An entry already known to be local needs none.
  */
 export function lookupMatters(entries: readonly Entry[], local: readonly Localness[], decisions: readonly Decision[]): (i: number) => boolean {
   let firstLocal = Infinity
