@@ -32,11 +32,12 @@ export function isLocalHost(entry: Entry, addresses: readonly string[], stop: St
 
 /**
  * Choose the candidates given which entries are the local host. `mustFindLocal` (--mx and
- * serve with at least one identity, SPEC §10): no local entry means no candidate.
+ * serve with at least one identity, SPEC §10): no local entry means no candidate (an empty
+ * list — null MX, NXDOMAIN — has none anyway, and is not said to lack the local host).
  */
 export function selectCandidates(entries: readonly Entry[], isLocal: (entry: Entry) => boolean, mustFindLocal = false): Selection {
   const local = entries.filter((entry) => isLocal(entry))
-  if (local.length === 0 && mustFindLocal) {
+  if (local.length === 0 && mustFindLocal && entries.length > 0) {
     return {candidates: [], local, reason: `${LOCAL_NOT_FOUND}: nothing is known to be more preferred than this host`, localNotFound: true}
   }
   if (local.length === 0) return {candidates: [...entries], local, reason: 'no entry is the local host: every entry is a candidate'}
