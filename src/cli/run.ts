@@ -84,12 +84,12 @@ export function probeOptions(flags: SharedFlags): Omit<CheckOptions, 'entries' |
 
 /**
  * --dns-server → one DNS client (that server, or /etc/resolv.conf's) and the A/AAAA and MX
- * resolvers over it; the system resolver reads /etc/hosts first. Nothing is opened or loaded
- * before the first query; `client.close()` ends it.
+ * resolvers over it; the system resolver reads /etc/hosts first. Nothing is opened before the
+ * first query, nor loaded unless `longLived` (serve); `client.close()` ends it.
  */
-export function dnsOf(flags: SharedFlags): {client: DnsClient; resolver: Resolver; resolveMx: ResolveMx; dnsServer?: HostPort} {
+export function dnsOf(flags: SharedFlags, longLived = false): {client: DnsClient; resolver: Resolver; resolveMx: ResolveMx; dnsServer?: HostPort} {
   const dnsServer = flags['dns-server'] === undefined ? undefined : parseDnsServer(flags['dns-server'])
-  const client = createDnsClient(dnsServer === undefined ? {} : {servers: [dnsServer]})
+  const client = createDnsClient({servers: dnsServer && [dnsServer], preload: longLived})
   return {client, resolver: dnsServer === undefined ? systemResolver(client) : dnsResolver(client), resolveMx: mxResolver(client), dnsServer}
 }
 

@@ -51,7 +51,7 @@ export function prepareServe(flags: ServeFlags, words: readonly string[]): Serve
   const path = flagText(flags, 'cache-file')
   const say = verbose ? (message: string) => log(`cache: ${message}`) : undefined
   const cache = flags.cache === false ? undefined : path === undefined ? new MemoryCache(ttls, Date.now, probe.timeoutMs) : new FileCache(path, ttls, {budgetMs: probe.timeoutMs, say})
-  const {client, resolver, resolveMx} = dnsOf(flags)
+  const {client, resolver, resolveMx} = dnsOf(flags, true)
   return {
     listen,
     settings,

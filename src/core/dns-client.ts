@@ -75,6 +75,11 @@ export interface DnsClientOptions {
   readonly limits?: Partial<DnsLimits>
   /** Monotonic milliseconds (when resolv.conf is read again). */
   readonly now?: () => number
+  /**
+   * Load dns-packet now rather than at the first query: for a long-lived process (serve),
+   * since Node's ES module loader remembers a module that failed to load (under EMFILE) for good.
+   */
+  readonly preload?: boolean
 }
 
 export interface DnsStats {
@@ -153,15 +158,21 @@ export function createDnsClient(options: DnsClientOptions = {}): DnsClient {
     const loaded: DnsPacket & {default?: DnsPacket} = await import('dns-packet')
     return (packets ??= loaded.default ?? loaded)
   }
+  if (options.preload) void codec().catch(() => {})
 
-  /** The servers and timing in force: the options', or resolv.conf's (read again when stale). */
+  /**
+   * The servers and timing in force: the options', or resolv.conf's (read again when stale).
+   * No file is the local server (glibc); a file this host could not read (EMFILE) fails the query.
+   */
   const settings = async () => {
     let file: ResolvConf = {servers: [...(options.servers ?? [])]}
     if (options.servers === undefined) {
       if (conf === undefined || now() - conf.read > RESOLV_CONF_MAX_AGE_MS) {
-        const path = options.resolvConf ?? RESOLV_CONF
-        const text = process.getBuiltinModule('node:fs/promises').readFile(path, 'latin1').catch(() => '')
-        conf = {read: now(), value: text.then((t) => parseResolvConf(t))}
+        const read = process.getBuiltinModule('node:fs/promises').readFile(options.resolvConf ?? RESOLV_CONF, 'latin1')
+        const value = read.catch((error: unknown) => (errorCode(error) === 'ENOENT' ? '' : Promise.reject(new DnsError(errorCode(error))))).then(parseResolvConf)
+        const entry = {read: now(), value}
+        value.catch(() => conf === entry && (conf = undefined)) // a failed read is not kept
+        conf = entry
       }
       file = await conf.value
     }
@@ -478,7 +489,25 @@ export function interpret(packet: Packet, query: {name: string; type: QueryType}
   if (rcode !== 0) return {error: new DnsError(RCODE_ERRORS[rcode] ?? 'EBADRESP')}
   const used = answers.filter((record) => record.type === query.type && canonicalName(record.name) === owner && validData(record))
   if (used.length === 0) return {error: new DnsError('ENODATA', negative())}
-  return {answer: {records: used.map((record) => record.data), ttl: Math.min(...ttls, ...used.map((record) => record.ttl ?? 0))}}
+  const records = used.map((record) => (record.type === 'MX' ? {...(record.data as MxData), exchange: presentation((record.data as MxData).exchange)} : record.data))
+  return {answer: {records, ttl: Math.min(...ttls, ...used.map((record) => record.ttl ?? 0))}}
+}
+
+/** Characters a master file escapes with a backslash (RFC 1035 §5.1; c-ares escapes the same). */
+const RESERVED = new Set(['"', ';', '\\', '(', ')', '@', '$'])
+
+/**
+ * A name as text: octets outside printable ASCII as `\DDD`, reserved characters after a
+ * backslash (as c-ares gives names), so that junk in DNS data is visible and never taken for a host name.
+ */
+export function presentation(name: string): string {
+  if (/^[\x20-\x7e]*$/.test(name) && ![...RESERVED].some((c) => name.includes(c))) return name
+  let text = ''
+  for (const octet of Buffer.from(name, 'utf8')) {
+    const c = String.fromCharCode(octet)
+    text += octet < 0x20 || octet >= 0x7f ? `\\${String(octet).padStart(3, '0')}` : RESERVED.has(c) ? `\\${c}` : c
+  }
+  return text
 }
 
 /** A resource record as dns-packet decodes it (its union type, OPT included, spelled loosely). */

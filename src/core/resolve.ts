@@ -92,8 +92,10 @@ export function systemResolver(client: DnsClient, hostsFile = HOSTS_FILE): Resol
     let hosts = ''
     try {
       hosts = await process.getBuiltinModule('node:fs/promises').readFile(hostsFile, 'latin1')
-    } catch {
-      // No /etc/hosts: DNS alone, as the C library does.
+    } catch (error) {
+      // No /etc/hosts: DNS alone, as the C library does; but a file this host could not open is no answer.
+      const code = (error as NodeJS.ErrnoException).code ?? ''
+      if (OUT_OF_RESOURCES.has(code)) return {outcome: 'dns-error', addresses: [], error: code}
     }
     const local = hostsAddresses(hosts, wanted)
     return local.length > 0 ? found(local) : dns(wanted, signal)

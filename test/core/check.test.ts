@@ -8,7 +8,8 @@ import {attemptSmtp} from '../../src/core/attempt.js'
 import {MemoryCache} from '../../src/core/cache.js'
 import {check, type CheckOptions, type Report} from '../../src/core/check.js'
 import {parseDnsServer, parseServerList} from '../../src/core/grammar.js'
-import {dnsServerResolver, systemResolver} from '../../src/core/resolve.js'
+import {createDnsClient} from '../../src/core/dns-client.js'
+import {dnsResolver, systemResolver} from '../../src/core/resolve.js'
 import {startDns} from '../../fixtures/dns.js'
 import {runTimed} from '../../fixtures/spawn.js'
 import {closedPort, startBlackhole, startSmtp, until} from '../../fixtures/smtp.js'
@@ -19,11 +20,12 @@ const keep = closedAfterEach()
 
 type Run = Partial<Omit<CheckOptions, 'entries'>> & {dns?: string; cache?: MemoryCache}
 /** check() in-process with the real attempt; timeout 10 s unless given. */
-function run(words: string[], {dns, cache, ...options}: Run = {}): Promise<Report> {
+async function run(words: string[], {dns, cache, ...options}: Run = {}): Promise<Report> {
+  const client = await keep(Promise.resolve(createDnsClient(dns ? {servers: [parseDnsServer(dns)]} : {})))
   return check(
     {entries: parseServerList(words), timeoutMs: 10_000, port: 25, attemptDelayMs: 250, sequential: false, ...options},
     {
-      resolver: dns ? dnsServerResolver(parseDnsServer(dns)) : systemResolver,
+      resolver: dns ? dnsResolver(client) : systemResolver(client),
       attempt: attemptSmtp,
       now: () => performance.now(),
       cache,
