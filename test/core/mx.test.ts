@@ -76,3 +76,15 @@ describe('lookupMx: budget and cancellation', () => {
     expect(results.map((r) => r.entries.map((e) => `${e.prio}:${e.name}`))).toEqual([['6:mx.a.test'], ['7:mx.bb.test'], ['8:mx.ccc.test']])
   })
 })
+
+describe('lookupMx: a lookup that failed for a local reason', () => {
+  it.each(['EMFILE', 'ENFILE', 'ENOBUFS', 'ENOMEM'])('%s is a system error saying so, not a DNS error', async (code) => {
+    const resolveMx: ResolveMx = async () => {
+      throw Object.assign(new Error(code), {code})
+    }
+    const error = await lookupMx('a.test', {resolveMx, timeoutMs: 1000, now}).catch((e) => e)
+    expect(error).toBeInstanceOf(FatalError)
+    expect(error.message).toBe(`system error: cannot look up the MX records of "a.test": ${code}, this host is out of file descriptors or buffers`)
+    expect(error.kind).toBe('system')
+  })
+})
