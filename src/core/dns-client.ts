@@ -204,11 +204,17 @@ export function createDnsClient(options: DnsClientOptions = {}): DnsClient {
   /** Every pending try of a channel fails (the socket failed); the channel is closed. */
   const failChannel = (channel: Channel, code: string) => {
     channel.retired = true
-    for (const [id, entry] of channel.pending) {
-      clearTimeout(entry.timer)
-      channel.pending.delete(id)
-      entry.done(local(code))
-    }
+    for (const id of [...channel.pending.keys()]) settle(channel, id, local(code))
+    closeIfDone(channel)
+  }
+
+  /** One try on a channel ends: its ID is free again, its timer cleared; a drained retired channel closes. */
+  const settle = (channel: Channel, id: number, exchange: Exchange) => {
+    const entry = channel.pending.get(id)
+    if (!entry) return
+    channel.pending.delete(id)
+    clearTimeout(entry.timer)
+    entry.done(exchange)
     closeIfDone(channel)
   }
 
@@ -226,6 +232,7 @@ export function createDnsClient(options: DnsClientOptions = {}): DnsClient {
     socket.on('message', (message, from) => {
       if (from.address === server.address && from.port === server.port) answered(channel, message, dns)
     })
+    channels.add(channel)
     try {
       socket.connect(server.port, server.address, () => {
         socket.unref()
@@ -234,8 +241,8 @@ export function createDnsClient(options: DnsClientOptions = {}): DnsClient {
     } catch (error) {
       connected(errorCode(error))
       channel.retired = true
+      closeIfDone(channel)
     }
-    channels.add(channel)
     return channel
   }
 
@@ -273,11 +280,7 @@ export function createDnsClient(options: DnsClientOptions = {}): DnsClient {
       if ((message.readUInt16BE(2) & 0x8200) !== 0x8200) return
       packet = {id: message.readUInt16BE(0), type: 'response', flags: TRUNCATED, questions: [{name: entry.query.name, type: entry.query.type, class: 'IN'}]}
     }
-    if (!isResponseTo(packet, entry.query)) return
-    channel.pending.delete(packet.id!)
-    clearTimeout(entry.timer)
-    entry.done({kind: 'response', packet})
-    closeIfDone(channel)
+    if (isResponseTo(packet, entry.query)) settle(channel, packet.id!, {kind: 'response', packet})
   }
 
   /** One try over UDP: a random ID unused on the channel, the try's own timer. */
@@ -287,24 +290,12 @@ export function createDnsClient(options: DnsClientOptions = {}): DnsClient {
     const id = freeId(channel.pending)
     channel.sent++
     const exchange = new Promise<Exchange>((done) => {
-      const timer = setTimeout(() => {
-        channel.pending.delete(id)
-        done({kind: 'failed', code: 'ETIMEOUT'})
-        closeIfDone(channel)
-      }, timeoutMs)
+      const timer = setTimeout(() => settle(channel, id, {kind: 'failed', code: 'ETIMEOUT'}), timeoutMs)
       channel.pending.set(id, {query, done, timer})
     })
     const failed = await channel.ready
-    if (failed === undefined && channel.pending.has(id)) {
-      channel.socket.send(encodeQuery(dns, id, query, true), (error) => {
-        const entry = error && channel.pending.get(id)
-        if (!entry) return
-        channel.pending.delete(id)
-        clearTimeout(entry.timer)
-        entry.done(local(errorCode(error)))
-        closeIfDone(channel)
-      })
-    }
+    if (failed !== undefined) settle(channel, id, local(failed))
+    else if (channel.pending.has(id)) channel.socket.send(encodeQuery(dns, id, query, true), (error) => error && settle(channel, id, local(errorCode(error))))
     return exchange
   }
 

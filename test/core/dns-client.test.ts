@@ -175,6 +175,18 @@ describe('answers', () => {
     expect(await c.query('junk.test', 'A')).toEqual({records: ['127.10.1.9'], ttl: 60})
   })
 
+  it('a closed DNS port: ECONNREFUSED at once (the kernel said so), not a timeout', async () => {
+    const gone = dgram.createSocket('udp4')
+    gone.bind(0, '127.10.1.55')
+    await once(gone, 'listening')
+    const port = gone.address().port
+    await new Promise((resolve) => gone.close(() => resolve(undefined)))
+    const c = await client({servers: [{address: '127.10.1.55', port}], timeoutMs: 2000})
+    const t0 = performance.now()
+    expect(await code(c.query('a.test', 'A'))).toBe('ECONNREFUSED')
+    expect(performance.now() - t0).toBeLessThan(1500)
+  })
+
   it('a server that only sends garbage: the query times out, nothing crashes', async () => {
     const server = dgram.createSocket('udp4')
     server.bind(0, '127.10.1.54')
