@@ -48,7 +48,7 @@ export function dnsResolver(client: DnsClient): Resolver {
     const [v6, v4] = await Promise.allSettled([client.query(name, 'AAAA', signal), client.query(name, 'A', signal)])
     const answers = [v6, v4].flatMap((result) => (result.status === 'fulfilled' ? [result.value] : []))
     const records = answers.flatMap((answer) => answer.records)
-    if (records.length > 0) return found(records, Math.min(...answers.filter((a) => a.records.length > 0).map((a) => a.ttl)))
+    if (records.length > 0) return found(records, Math.min(...answers.map((answer) => answer.ttl)))
     const errors = [v6, v4].map((result) => (result.status === 'rejected' ? failure(result.reason) : undefined))
     // NXDOMAIN from either query is final; otherwise an error wins over "no data", a local one first.
     return (
