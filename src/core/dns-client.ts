@@ -52,7 +52,7 @@ export interface DnsLimits {
   readonly tcp: number
   /** Queries in flight at once; later ones wait in order. */
   readonly inFlight: number
-  /** Queries sent over one UDP socket before the next ones go over a fresh one (a new random port). */
+  /** Queries sent over one UDP socket before the next ones go over a fresh one (a new random port), while the cap allows. */
   readonly rotateAfter: number
 }
 
