@@ -17,7 +17,7 @@ export const MAX_ATTRIBUTES = 1000
 export type Attributes = ReadonlyMap<string, string>
 
 /** What goes wrong in a byte stream; the connection then ends without a reply. */
-export type TroubleKind = 'nul' | 'line-too-long' | 'request-too-long' | 'too-many-attributes' | 'no-equals' | 'incomplete'
+export type TroubleKind = 'nul' | 'line-too-long' | 'request-too-long' | 'too-many-attributes' | 'no-equals' | 'empty' | 'incomplete'
 
 export interface Trouble {
   readonly kind: TroubleKind
@@ -45,6 +45,7 @@ const TROUBLE_TEXT: Record<TroubleKind, string> = {
   'request-too-long': `request longer than ${MAX_REQUEST_OCTETS} octets`,
   'too-many-attributes': `request with more than ${MAX_ATTRIBUTES} attributes`,
   'no-equals': 'line without "="',
+  empty: 'empty line where a request should begin (a request without attributes)',
   incomplete: 'connection ended in the middle of a request (no empty line)',
 }
 
@@ -125,6 +126,8 @@ export class RequestParser {
     if (line.length > 0 && line[line.length - 1] === CR) line = line.subarray(0, -1)
     if (line.length > MAX_LINE_OCTETS) return trouble('line-too-long')
     if (line.length === 0) {
+      // Not a request: Postfix never sends one, and a reply to it would be a reply to nothing.
+      if (this.#count === 0) return trouble('empty')
       requests.push(this.#attributes)
       this.#attributes = new Map()
       this.#count = 0
