@@ -78,6 +78,10 @@ export const DEFAULT_MAX_CONNECTIONS = 1000
 export const DEFAULT_IDLE_TIMEOUT_MS = 600_000
 /** Requests read ahead of their replies on one connection before reading pauses. */
 export const MAX_PIPELINED = 64
+/** Requests parsed as soon as input arrives; more wait for the backlog's turn (`serveBacklogs`). */
+const PARSE_AT_ONCE = 1
+/** Requests parsed from backlogs in one turn of the event loop, over all connections in turn. */
+const BACKLOG_PER_TURN = 64
 /** After our FIN, how long a peer may take to close before the socket is destroyed. */
 const LINGER_MS = 2000
 /** At most one line per this many ms for a warning a flood repeats (accept errors, --max-connections). */
@@ -94,6 +98,9 @@ interface Context {
   readonly idle: Set<Connection>
   /** Open connections not read because their replies back up. */
   readonly stalled: Set<Connection>
+  /** Connections with requests read and not parsed, and room to parse them: served in turn. */
+  readonly backlog: Set<Connection>
+  backlogScheduled: boolean
   readonly counts: Record<Counter, number>
   /** Rate-limited warnings, one limit per kind, so that one flood does not hide another. */
   readonly warnOften: Record<'accept' | 'evict' | 'refuse', (text: string) => void>
@@ -105,7 +112,7 @@ export async function startPolicyServer(options: ServerOptions): Promise<PolicyS
   const now = options.now ?? (() => performance.now())
   const flood = () => floodLogger(options.log, now)
   const context: Context = {
-    options, now, open: new Set(), idle: new Set(), stalled: new Set(), closing: false,
+    options, now, open: new Set(), idle: new Set(), stalled: new Set(), backlog: new Set(), backlogScheduled: false, closing: false,
     counts: {accepted: 0, evicted: 0, refused: 0, troubled: 0},
     warnOften: {accept: flood(), evict: flood(), refuse: flood()},
   }
@@ -255,6 +262,35 @@ async function closeAll(context: Context, servers: readonly net.Server[]): Promi
   await Promise.all([...listeners, ...connections])
 }
 
+/** Queue `connection`'s unparsed requests for the next backlog turn. */
+function joinBacklog(context: Context, connection: Connection): void {
+  if (context.backlog.has(connection)) return
+  context.backlog.add(connection)
+  if (context.backlogScheduled) return
+  context.backlogScheduled = true
+  setImmediate(() => serveBacklogs(context))
+}
+
+/**
+ * One backlog turn: BACKLOG_PER_TURN requests at most, a batch per connection in turn, each
+ * going to the back of the queue. Input that arrives (a Postfix client's one request) is
+ * parsed between turns, so clients pipelining thousands of requests (or never reading their
+ * replies) cost the others a turn's work at most, not theirs all.
+ */
+function serveBacklogs(context: Context): void {
+  context.backlogScheduled = false
+  let budget = BACKLOG_PER_TURN
+  for (const connection of context.backlog) {
+    if (budget <= 0) break
+    context.backlog.delete(connection)
+    budget -= Math.max(1, connection.serveBacklog(Math.min(budget, MAX_PIPELINED)))
+  }
+  if (context.backlog.size > 0 && !context.backlogScheduled) {
+    context.backlogScheduled = true
+    setImmediate(() => serveBacklogs(context))
+  }
+}
+
 /** One reply slot: filled when its decision ends; replies leave in slot order. */
 interface Slot {
   reply?: string
@@ -283,9 +319,9 @@ class Connection {
   /** No more requests are read: input ended and all parsed, trouble, or server closing. */
   #done = false
   #troubled = false
-  /** A batch was parsed in this turn of the event loop; the next waits for the next turn. */
-  #parsedThisTurn = false
   #closed: Promise<void>
+  /** A #step is scheduled (#stepSoon). */
+  #stepping = false
 
   constructor(context: Context, socket: net.Socket, peer: string) {
     this.#context = context
@@ -321,10 +357,20 @@ class Connection {
     return Math.round((this.#context.now() - this.#idleSince) / 1000)
   }
 
+  /** Input: a few requests are parsed at once (a Postfix client sends one at a time), the rest wait in the backlog. */
   #read(chunk: Buffer): void {
     if (this.#done) return // after trouble: input is drained and dropped
-    this.#unread = this.#unread ? Buffer.concat([this.#unread, chunk]) : chunk
+    const fresh = this.#unread === undefined
+    this.#unread = fresh ? chunk : Buffer.concat([this.#unread!, chunk])
+    if (fresh) this.#parse(PARSE_AT_ONCE)
     this.#step()
+  }
+
+  /** The backlog's turn (serveBacklogs): parse up to `most` requests; how many were. */
+  serveBacklog(most: number): number {
+    const parsed = this.#parse(most)
+    this.#step()
+    return parsed
   }
 
   /**
@@ -334,7 +380,7 @@ class Connection {
    */
   #step(): void {
     if (this.#socket.destroyed) return
-    this.#parse()
+    this.#endOfInput()
     this.#flush()
     if (this.#slots.length > 0) this.#busy()
     else this.#idleNow()
@@ -343,38 +389,33 @@ class Connection {
     if (backedUp) this.#context.stalled.add(this)
     else this.#context.stalled.delete(this)
     if (this.#troubled) return // draining (#trouble)
-    if (this.#done || this.#unread !== undefined || this.#slots.length >= MAX_PIPELINED || backedUp) this.#socket.pause()
-    else this.#socket.resume()
+    const room = this.#slots.length < MAX_PIPELINED && !backedUp && !this.#done
+    if (room && this.#unread !== undefined) joinBacklog(this.#context, this)
+    else this.#context.backlog.delete(this)
+    if (room && this.#unread === undefined) this.#socket.resume()
+    else this.#socket.pause()
   }
 
   /**
-   * Parse #unread, as many requests as there is room for, once per turn of the event loop
-   * (a client pipelining thousands does not hold up the others), not while the client
-   * leaves its replies unread. At the end of input, what is left unfinished is trouble.
+   * Parse up to `most` requests of #unread, no more than there is room for, none while the
+   * client leaves its replies unread. Returns how many were parsed.
    */
-  #parse(): void {
-    if (this.#done) return
-    const room = MAX_PIPELINED - this.#slots.length
-    if (this.#unread !== undefined && room > 0 && !this.#parsedThisTurn && !this.#socket.writableNeedDrain) {
-      const step = this.#parser.push(this.#unread, room)
-      this.#unread = step.rest
-      for (const request of step.requests) this.#start(request)
-      if (step.trouble) return this.#trouble(step.trouble)
-      if (this.#unread !== undefined) this.#nextTurn()
-    }
-    if (this.#ended && this.#unread === undefined) {
-      const trouble = this.#parser.end()
-      if (trouble) return this.#trouble(trouble)
-      this.#done = true
-    }
+  #parse(most: number): number {
+    const room = Math.min(most, MAX_PIPELINED - this.#slots.length)
+    if (this.#done || this.#unread === undefined || room <= 0 || this.#socket.writableNeedDrain) return 0
+    const step = this.#parser.push(this.#unread, room)
+    this.#unread = step.rest
+    for (const request of step.requests) this.#start(request)
+    if (step.trouble) this.#trouble(step.trouble)
+    return step.requests.length
   }
 
-  #nextTurn(): void {
-    this.#parsedThisTurn = true
-    setImmediate(() => {
-      this.#parsedThisTurn = false
-      this.#step()
-    })
+  /** At the end of input, once all of it is parsed: done, or trouble if it stopped inside a request. */
+  #endOfInput(): void {
+    if (!this.#ended || this.#done || this.#unread !== undefined) return
+    const trouble = this.#parser.end()
+    if (trouble) this.#trouble(trouble)
+    this.#done = true
   }
 
   /** Log once, read nothing more, answer the good requests before it, then close. */
@@ -393,6 +434,19 @@ class Connection {
     this.#slots.push(slot)
     void this.#answer(request).then((reply) => {
       slot.reply = reply
+      this.#stepSoon()
+    })
+  }
+
+  /**
+   * #step once the promise jobs running now are done: the replies of a batch decided from
+   * memory leave in one write, not one system call each.
+   */
+  #stepSoon(): void {
+    if (this.#stepping) return
+    this.#stepping = true
+    process.nextTick(() => {
+      this.#stepping = false
       this.#step()
     })
   }
@@ -477,6 +531,7 @@ class Connection {
     clearTimeout(this.#idle)
     this.#context.idle.delete(this)
     this.#context.stalled.delete(this)
+    this.#context.backlog.delete(this)
     this.#context.open.delete(this)
   }
 
