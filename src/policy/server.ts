@@ -8,6 +8,7 @@ import net from 'node:net'
 import {FatalError} from '../core/errors.js'
 import {hostPort} from '../core/grammar.js'
 import {printable} from '../core/greeting.js'
+import {Expiring} from './expiring.js'
 import {listenText, DEFAULT_SOCKET_MODE, type Listen} from './listen.js'
 import {formatReply, question, RequestParser, type Attributes, type Trouble} from './protocol.js'
 
@@ -94,8 +95,10 @@ interface Context {
   readonly options: ServerOptions
   readonly now: () => number
   readonly open: Set<Connection>
-  /** Open connections with no request in flight, the one idle longest first. */
-  readonly idle: Set<Connection>
+  /** Open connections with no request in flight, the one idle longest first; closed at the idle timeout. */
+  readonly idle: Expiring<Connection>
+  /** Requests in flight, the oldest first; answered DUNNO at --timeout. */
+  readonly deadlines: Expiring<InFlight>
   /** Open connections not read because their replies back up. */
   readonly stalled: Set<Connection>
   /** Connections with requests read and not parsed, and room to parse them: served in turn. */
@@ -112,7 +115,9 @@ export async function startPolicyServer(options: ServerOptions): Promise<PolicyS
   const now = options.now ?? (() => performance.now())
   const flood = () => floodLogger(options.log, now)
   const context: Context = {
-    options, now, open: new Set(), idle: new Set(), stalled: new Set(), backlog: new Set(), backlogScheduled: false, closing: false,
+    options, now, open: new Set(), stalled: new Set(), backlog: new Set(), backlogScheduled: false, closing: false,
+    idle: new Expiring(options.idleTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS, now, (connection) => connection.evict()),
+    deadlines: new Expiring(options.timeoutMs, now, (request) => request.abort('timeout')),
     counts: {accepted: 0, evicted: 0, refused: 0, troubled: 0},
     warnOften: {accept: flood(), evict: flood(), refuse: flood()},
   }
@@ -175,7 +180,7 @@ function accept(context: Context, socket: net.Socket, peerOf: () => string): voi
   const peer = peerOf()
   const max = context.options.maxConnections ?? DEFAULT_MAX_CONNECTIONS
   if (context.open.size >= max) {
-    const idlest: Connection | undefined = context.idle.values().next().value
+    const idlest = context.idle.oldest()
     if (idlest === undefined) {
       context.counts.refused++
       context.warnOften.refuse(`${peer}: ${max} connections open (--max-connections), each with a request in flight; closing this one`)
@@ -291,6 +296,11 @@ function serveBacklogs(context: Context): void {
   }
 }
 
+/** A decision in flight: `abort` ends it at once with DUNNO ('timeout' or 'cancelled'). */
+interface InFlight {
+  abort(reason: 'timeout' | 'cancelled'): void
+}
+
 /** One reply slot: filled when its decision ends; replies leave in slot order. */
 interface Slot {
   reply?: string
@@ -308,9 +318,7 @@ class Connection {
   readonly #socket: net.Socket
   readonly #parser = new RequestParser()
   readonly #slots: Slot[] = []
-  readonly #controllers = new Set<AbortController>()
-  #idle?: NodeJS.Timeout
-  #idleSince = 0
+  readonly #inFlight = new Set<InFlight>()
   #linger?: NodeJS.Timeout
   /** Bytes read but not parsed yet: parsing waits for room in #slots and for its turn. */
   #unread?: Uint8Array
@@ -347,14 +355,15 @@ class Connection {
     return this.#closed
   }
 
-  /** Closed to make room for a new connection: no request is in flight. */
+  /** Closed to make room for a new connection, or at the idle timeout: no request is in flight. */
   evict(): void {
     this.#forget()
     this.#socket.destroy()
   }
 
   idleSeconds(): number {
-    return Math.round((this.#context.now() - this.#idleSince) / 1000)
+    const now = this.#context.now()
+    return Math.round((now - (this.#context.idle.joined(this) ?? now)) / 1000)
   }
 
   /** Input: a few requests are parsed at once (a Postfix client sends one at a time), the rest wait in the backlog. */
@@ -465,24 +474,32 @@ class Connection {
     return formatReply(decision.server)
   }
 
-  /** decide(), aborted with 'timeout' at the deadline ('cancelled' if the client leaves). */
+  /**
+   * decide(), aborted with 'timeout' at the deadline ('cancelled' if the client leaves): the
+   * request is answered DUNNO at once, whatever decide() does with its signal.
+   */
   #decideWithin(query: Query): Promise<Decision> {
-    const controller = new AbortController()
-    this.#controllers.add(controller)
     const {timeoutMs, decide} = this.#context.options
+    const controller = new AbortController()
     return new Promise<Decision>((resolve) => {
-      const timer = timeoutMs > 0 ? setTimeout(() => controller.abort('timeout'), timeoutMs) : undefined
+      let settled = false
       const finish = (decision: Decision) => {
-        clearTimeout(timer)
-        this.#controllers.delete(controller)
+        if (settled) return
+        settled = true
+        this.#context.deadlines.delete(request)
+        this.#inFlight.delete(request)
         resolve(decision)
       }
-      controller.signal.addEventListener('abort', () => {
-        const why = controller.signal.reason === 'timeout' ? `no decision within ${timeoutMs / 1000} s` : 'client went away'
-        finish({note: why})
-      })
-      Promise.resolve()
-        .then(() => decide(query, controller.signal))
+      const request: InFlight = {
+        abort: (reason) => {
+          if (settled) return
+          controller.abort(reason)
+          finish({note: reason === 'timeout' ? `no decision within ${timeoutMs / 1000} s` : 'client went away'})
+        },
+      }
+      this.#context.deadlines.add(request)
+      this.#inFlight.add(request)
+      new Promise<Decision>((decided) => decided(decide(query, controller.signal)))
         .then(finish, (error: unknown) => finish({note: `decision failed: ${error instanceof Error ? error.message : String(error)}`}))
     })
   }
@@ -510,8 +527,7 @@ class Connection {
 
   /** A request is in flight: not idle. */
   #busy(): void {
-    if (!this.#context.idle.delete(this)) return
-    clearTimeout(this.#idle)
+    this.#context.idle.delete(this)
   }
 
   /**
@@ -519,16 +535,11 @@ class Connection {
    * are not activity: a slowloris is closed at the idle timeout and evicted first).
    */
   #idleNow(): void {
-    if (this.#context.idle.has(this)) return
     this.#context.idle.add(this)
-    this.#idleSince = this.#context.now()
-    const ms = this.#context.options.idleTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS
-    if (ms > 0) this.#idle = setTimeout(() => this.#socket.destroy(), ms)
   }
 
   /** Out of the server's tables: not counted as open, idle or stalled any more. */
   #forget(): void {
-    clearTimeout(this.#idle)
     this.#context.idle.delete(this)
     this.#context.stalled.delete(this)
     this.#context.backlog.delete(this)
@@ -540,7 +551,7 @@ class Connection {
     clearTimeout(this.#linger)
     this.#done = true
     this.#unread = undefined
-    for (const controller of this.#controllers) controller.abort('cancelled')
+    for (const request of this.#inFlight) request.abort('cancelled')
     this.#forget()
   }
 }
