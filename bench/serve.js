@@ -285,6 +285,7 @@ async function holdIdle(host, port, count) {
     const batch = Array.from({length: Math.min(100, count - i)}, () => new Promise((resolve) => {
       const socket = net.connect({host, port, localAddress: AT.client})
       socket.on('error', () => {})
+      socket.resume() // reads, so that a FIN from the server is seen (destroyed)
       socket.setTimeout(5000, () => socket.destroy())
       socket.once('connect', () => {
         socket.setTimeout(0)

@@ -3,7 +3,7 @@
 // connections, clients that never read their replies, log hygiene. Loopback 127.40.0.0/16:
 // serve on 127.40.0.1, DNS on 127.40.0.53, the primary on 127.40.0.10, clients from
 // 127.40.1.x to 127.40.3.x.
-import {readFileSync} from 'node:fs'
+import {readdirSync, readFileSync} from 'node:fs'
 import net from 'node:net'
 import {setTimeout as sleep} from 'node:timers/promises'
 import {afterEach, describe, expect, it} from 'vitest'
@@ -96,6 +96,7 @@ async function holdIdle(target: Target, count: number): Promise<net.Socket[]> {
     const batch = Array.from({length: Math.min(100, count - i)}, (_, j) => new Promise<net.Socket | undefined>((resolve) => {
       const socket = net.connect({...target, localAddress: `127.40.${2 + ((i + j) % 2)}.${1 + ((i + j) % 200)}`})
       socket.on('error', () => {})
+      socket.resume() // reads, so that the server's FIN is seen (destroyed)
       socket.setTimeout(5000, () => socket.destroy())
       socket.once('connect', () => {
         socket.setTimeout(0)
@@ -155,10 +156,13 @@ describe('serve: pipelined requests, then a half-close', () => {
 describe('serve: --max-connections full of idle connections', () => {
   it('1,000 idle connections held (the default limit): Postfix-like clients are still answered, the idle longest closed for them, logged at most once a second', async () => {
     const {target, served} = await world([], {nofile: 4096})
+    const fds = () => readdirSync(`/proc/${served.child.pid}/fd`).length
+    const base = fds()
     const idle = await holdIdle(target, 1000)
     try {
       expect(idle.length).toBe(1000)
-      await sleep(1000) // the server accepts one connection per turn of its event loop
+      // The server accepts one connection per turn of its event loop: wait until it holds them all.
+      for (let i = 0; i < 250 && fds() < base + 1000; i++) await sleep(20)
       const closedEarly = idle.filter((s) => s.destroyed).length
       // 20 Postfix-like clients: one connection each, kept, 5 requests in turn on it.
       const answers = (await Promise.all(Array.from({length: 20}, (_, c) => postfix(target, `127.40.1.${1 + c}`, 5)))).flat()
@@ -214,7 +218,7 @@ describe('serve: clients that never read their replies', () => {
       }
       clearInterval(sampler)
       expect(peak - before).toBeLessThan(200)
-      expect(Math.max(...latencies)).toBeLessThan(5000)
+      expect(Math.max(...latencies)).toBeLessThan(10_000) // generous: the machine may be shared; main never answered within 10 s
     } finally {
       clearInterval(sampler)
       for (const s of deaf) s.destroy()
