@@ -11,7 +11,7 @@ import {afterEach, describe, expect, it} from 'vitest'
 import {startDns} from '../fixtures/dns.js'
 import {startSmtp} from '../fixtures/smtp.js'
 import {closedAfterEach} from './fixtures.js'
-import {DEFER, DUNNO, rcpt} from './policy/client.js'
+import {DEFER, DUNNO, rcpt, talk} from './policy/client.js'
 import {startServe, type Served} from './serve-harness.js'
 
 const keep = closedAfterEach()
@@ -52,35 +52,9 @@ async function world(args: string[] = [], options: {nofile?: number; zone?: Retu
 
 type Target = {host: string; port: number}
 
-/**
- * Connect from `from`, write `data` in one write (then half-close unless `halfClose` is
- * false), read until the server closes or `limitMs`. Resolves what came and how it ended.
- */
-function exchange(target: Target, data: string, options: {from?: string; halfClose?: boolean; limitMs?: number; until?: (text: string) => boolean} = {}): Promise<{text: string; end: 'eof' | 'reset' | 'open'; ms: number}> {
-  const t0 = performance.now()
-  return new Promise((resolve) => {
-    const socket = net.connect({...target, localAddress: options.from ?? '127.40.1.1', allowHalfOpen: true})
-    let text = ''
-    let settled = false
-    const finish = (end: 'eof' | 'reset' | 'open') => {
-      if (settled) return
-      settled = true
-      clearTimeout(timer)
-      socket.destroy()
-      resolve({text, end, ms: performance.now() - t0})
-    }
-    const timer = setTimeout(() => finish('open'), options.limitMs ?? 10_000)
-    socket.setEncoding('latin1')
-    socket.on('connect', () => (options.halfClose === false ? socket.write(data) : socket.end(data)))
-    socket.on('data', (d: string) => {
-      text += d
-      if (options.until?.(text)) finish('open')
-    })
-    socket.on('end', () => finish('eof'))
-    socket.on('error', () => finish('reset'))
-    socket.on('close', () => finish('eof'))
-  })
-}
+/** Connect from `from` (default 127.40.1.1), write `data` in one write (then FIN unless `halfClose` is false), read until closed or `limitMs`. */
+const exchange = (target: Target, data: string, options: {from?: string; halfClose?: boolean; limitMs?: number; until?: (text: string) => boolean} = {}) =>
+  talk(target, data, {limitMs: 10_000, ...options, from: options.from ?? '127.40.1.1'})
 
 const ask = (secondary = SECONDARY) => rcpt('someone@example.test', {server_address: secondary})
 const askOnly = () => rcpt('someone@only.test', {server_address: SECONDARY})
