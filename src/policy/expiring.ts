@@ -4,6 +4,13 @@
 // the whole set, armed for the oldest member, instead of one timer per member: a request
 // answered from memory costs no timer.
 
+/**
+ * Timers have millisecond granularity: a member expires up to this many ms early, so that
+ * its expiry comes before timers of the same length that it started after (a request's
+ * deadline before the lookups and probes its decision started, as one timer per request did).
+ */
+const EARLY_MS = 2
+
 export class Expiring<T> {
   readonly #joined = new Map<T, number>()
   readonly #ms: number
@@ -51,14 +58,14 @@ export class Expiring<T> {
   #arm(): void {
     const first = this.#joined.values().next()
     if (first.done) return void (this.#timer = undefined)
-    this.#timer = setTimeout(() => this.#fire(), Math.max(0, first.value + this.#ms - this.#now()))
+    this.#timer = setTimeout(() => this.#fire(), Math.max(0, Math.floor(first.value + this.#ms - this.#now()) - EARLY_MS))
     this.#timer.unref() // what a member stands for (a socket) keeps the process alive, not this
   }
 
   #fire(): void {
     const now = this.#now()
     for (const [member, joined] of this.#joined) {
-      if (joined + this.#ms > now) break
+      if (joined + this.#ms > now + EARLY_MS) break
       this.#joined.delete(member)
       this.#expire(member)
     }
