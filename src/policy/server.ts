@@ -499,8 +499,12 @@ class Connection {
       }
       this.#context.deadlines.add(request)
       this.#inFlight.add(request)
-      new Promise<Decision>((decided) => decided(decide(query, controller.signal)))
-        .then(finish, (error: unknown) => finish({note: `decision failed: ${error instanceof Error ? error.message : String(error)}`}))
+      const failed = (error: unknown) => finish({note: `decision failed: ${error instanceof Error ? error.message : String(error)}`})
+      try {
+        decide(query, controller.signal).then(finish, failed)
+      } catch (error) {
+        failed(error)
+      }
     })
   }
 
