@@ -78,7 +78,7 @@ export const DEFAULT_MAX_CONNECTIONS = 1000
 /** Postfix keeps an idle policy connection up to 300 s; we wait twice as long. */
 export const DEFAULT_IDLE_TIMEOUT_MS = 600_000
 /** Requests read ahead of their replies on one connection before reading pauses. */
-export const MAX_PIPELINED = 64
+const MAX_PIPELINED = 64
 /** Requests parsed as soon as input arrives; more wait for the backlog's turn (`serveBacklogs`). */
 const PARSE_AT_ONCE = 1
 /** Requests parsed from backlogs in one turn of the event loop, over all connections in turn. */
