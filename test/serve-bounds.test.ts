@@ -83,32 +83,42 @@ async function holdIdle(target: Target, count: number): Promise<net.Socket[]> {
   return held
 }
 
-/** A Postfix smtpd's policy client: one connection kept, `count` requests in turn on it; the replies. */
-function postfix(target: Target, from: string, count: number): Promise<string[]> {
-  return new Promise((resolve) => {
+/**
+ * A Postfix smtpd's policy client: one connection kept, `count` requests in turn on it once
+ * `go` resolves. `connected` resolves once it is connected; `replies` with what came.
+ */
+function postfix(target: Target, from: string, count: number, go: Promise<void>): {connected: Promise<void>; replies: Promise<string[]>} {
+  let connected!: () => void
+  const isConnected = new Promise<void>((resolve) => (connected = resolve))
+  const replies = new Promise<string[]>((resolve) => {
     const socket = net.connect({...target, localAddress: from})
-    const replies: string[] = []
+    const got: string[] = []
     let text = ''
     const finish = () => {
       clearTimeout(timer)
+      connected()
       socket.destroy()
-      resolve(replies)
+      resolve(got)
     }
-    const timer = setTimeout(finish, 10_000)
+    const timer = setTimeout(finish, 20_000)
     socket.setEncoding('latin1')
-    socket.on('connect', () => socket.write(ask()))
+    socket.on('connect', () => {
+      connected()
+      void go.then(() => socket.write(ask()))
+    })
     socket.on('data', (d: string) => {
       text += d
       for (let end = text.indexOf('\n\n'); end >= 0; end = text.indexOf('\n\n')) {
-        replies.push(text.slice(0, end + 2))
+        got.push(text.slice(0, end + 2))
         text = text.slice(end + 2)
-        if (replies.length === count) return finish()
+        if (got.length === count) return finish()
         socket.write(ask())
       }
     })
     socket.on('error', finish)
     socket.on('close', finish)
   })
+  return {connected: isConnected, replies}
 }
 
 describe('serve: pipelined requests, then a half-close', () => {
@@ -139,10 +149,16 @@ describe('serve: --max-connections full of idle connections', () => {
       for (let i = 0; i < 1000 && fds() < base + 1000; i++) await sleep(20)
       expect(fds()).toBeGreaterThanOrEqual(base + 1000)
       const closedEarly = idle.filter((s) => s.destroyed).length
-      // 20 Postfix-like clients: one connection each, kept, 5 requests in turn on it.
-      const answers = (await Promise.all(Array.from({length: 20}, (_, c) => postfix(target, `127.40.1.${1 + c}`, 5)))).flat()
+      // 20 Postfix-like clients: one connection each, all connected (and accepted) first, then 5 requests in turn on each.
+      let go!: () => void
+      const start = new Promise<void>((resolve) => (go = resolve))
+      const clients = Array.from({length: 20}, (_, c) => postfix(target, `127.40.1.${1 + c}`, 5, start))
+      await Promise.all(clients.map((c) => c.connected))
+      // Accepting each one closed the connection idle longest: wait for the 20 (bounded).
+      for (let i = 0; i < 500 && idle.filter((s) => s.destroyed).length < 20; i++) await sleep(20)
+      go()
+      const answers = (await Promise.all(clients.map((c) => c.replies))).flat()
       expect(answers).toEqual(Array(100).fill(DEFER('mx1.example.test')))
-      for (let i = 0; i < 50 && idle.filter((s) => s.destroyed).length < 20; i++) await sleep(20)
       await sleep(200)
       // Each new connection closed one idle connection, the one idle longest: 20 of the first 100 held (opened at once).
       const gone = idle.flatMap((s, i) => (s.destroyed ? [i] : []))
