@@ -8,13 +8,21 @@ import {BIN} from './cli.js'
 
 export type Served = ReturnType<typeof startTimed> & {port: number}
 
-/** Start `serve --listen inet:127.0.20.1:0 args`; resolves once it listens (port) or has exited (port NaN). */
-export async function startServe(args: readonly string[]): Promise<Served> {
-  const run = startTimed([BIN, 'serve', '--listen', 'inet:127.0.20.1:0', ...args], {limitMs: 120_000})
+/**
+ * Start `serve --listen inet:HOST:0 args` (HOST 127.0.20.1 unless given; `nofile`: the
+ * child's `ulimit -n`); resolves once it listens (port) or has exited (port NaN).
+ */
+export async function startServe(args: readonly string[], options: {host?: string; nofile?: number} = {}): Promise<Served> {
+  const host = options.host ?? '127.0.20.1'
+  const command = [BIN, 'serve', '--listen', `inet:${host}:0`, ...args]
+  const run = options.nofile === undefined
+    ? startTimed(command, {limitMs: 120_000})
+    : startTimed(['-c', `ulimit -n ${options.nofile} && exec "$0" "$@"`, process.execPath, ...command], {command: 'bash', limitMs: 120_000})
   let exited = false
   void run.done.then(() => (exited = true))
-  for (let i = 0; i < 400 && !exited && !/listening on inet:/.test(run.output.stderr); i++) await sleep(20)
-  return {...run, port: Number(/listening on inet:127\.0\.20\.1:(\d+)/.exec(run.output.stderr)?.[1])}
+  const listening = new RegExp(`listening on inet:${host.replaceAll('.', '\\.')}:(\\d+)`)
+  for (let i = 0; i < 400 && !exited && !listening.test(run.output.stderr); i++) await sleep(20)
+  return {...run, port: Number(listening.exec(run.output.stderr)?.[1])}
 }
 
 /**

@@ -29,6 +29,7 @@ export interface SharingOptions<T> {
 export function sharing<T>(options: SharingOptions<T>) {
   const table = new Map<string, Held<T>>()
   const forget = (key: string, held: Held<T>) => table.get(key) === held && table.delete(key)
+  const onAbort = abortWatcher()
 
   const start = (key: string, work: (signal: AbortSignal) => Promise<T>): Held<T> => {
     if (table.size >= options.maxEntries) table.delete(table.keys().next().value!)
@@ -57,27 +58,56 @@ export function sharing<T>(options: SharingOptions<T>) {
     if (mine.until !== Infinity) return mine.result.then((result) => ({result, shared}))
     mine.waiting++
     return new Promise((resolve, reject) => {
-      const onAbort = () => {
+      const unwatch = onAbort(signal, () => {
         mine.waiting--
         if (mine.waiting === 0 && mine.until === Infinity) {
           forget(key, mine)
           mine.controller.abort(signal.reason)
         }
         reject(signal.reason)
-      }
-      signal.addEventListener('abort', onAbort, {once: true})
+      })
       mine.result.then(
         (result) => {
-          signal.removeEventListener('abort', onAbort)
+          unwatch()
           mine.waiting--
           resolve({result, shared})
         },
         (error: unknown) => {
-          signal.removeEventListener('abort', onAbort)
+          unwatch()
           mine.waiting--
           reject(error)
         },
       )
     })
+  }
+}
+
+/**
+ * `watch(signal, callback)` → `unwatch`: one 'abort' listener per signal, however many
+ * callers wait on it. A signal that many callers share (a DNS table's own, which nobody
+ * aborts) would otherwise carry one listener per caller waiting: a pile-up that Node
+ * reports as a possible leak past 10.
+ */
+function abortWatcher(): (signal: AbortSignal, callback: () => void) => () => void {
+  const watched = new WeakMap<AbortSignal, {callbacks: Set<() => void>; listener: () => void}>()
+  return (signal, callback) => {
+    let watch = watched.get(signal)
+    if (watch === undefined) {
+      const callbacks = new Set<() => void>()
+      const listener = () => {
+        watched.delete(signal)
+        for (const c of callbacks) c()
+      }
+      signal.addEventListener('abort', listener, {once: true})
+      watched.set(signal, (watch = {callbacks, listener}))
+    }
+    const mine = watch
+    mine.callbacks.add(callback)
+    return () => {
+      mine.callbacks.delete(callback)
+      if (mine.callbacks.size > 0 || watched.get(signal) !== mine) return
+      watched.delete(signal)
+      signal.removeEventListener('abort', mine.listener)
+    }
   }
 }

@@ -17,7 +17,7 @@ export const MAX_ATTRIBUTES = 1000
 export type Attributes = ReadonlyMap<string, string>
 
 /** What goes wrong in a byte stream; the connection then ends without a reply. */
-export type TroubleKind = 'nul' | 'line-too-long' | 'request-too-long' | 'too-many-attributes' | 'no-equals' | 'incomplete'
+export type TroubleKind = 'nul' | 'line-too-long' | 'request-too-long' | 'too-many-attributes' | 'no-equals' | 'empty' | 'incomplete'
 
 export interface Trouble {
   readonly kind: TroubleKind
@@ -45,6 +45,7 @@ const TROUBLE_TEXT: Record<TroubleKind, string> = {
   'request-too-long': `request longer than ${MAX_REQUEST_OCTETS} octets`,
   'too-many-attributes': `request with more than ${MAX_ATTRIBUTES} attributes`,
   'no-equals': 'line without "="',
+  empty: 'empty line where a request should begin (a request without attributes)',
   incomplete: 'connection ended in the middle of a request (no empty line)',
 }
 
@@ -73,33 +74,47 @@ export class RequestParser {
     return this.#requestOctets > 0
   }
 
-  /** Feed the next chunk of the stream; stop after `maxRequests` complete requests. */
+  /**
+   * Feed the next chunk of the stream; stop after `maxRequests` complete requests. A line at
+   * a time (native searches for LF and NUL), with the per-octet limits checked by position:
+   * the trouble found is the one the first offending octet makes, whatever the chunking.
+   */
   push(chunk: Uint8Array, maxRequests = Infinity): ParseStep {
     const requests: Attributes[] = []
     if (this.#trouble) return {requests, trouble: this.#trouble}
+    const bytes = Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk.buffer, chunk.byteOffset, chunk.length)
+    const nul = bytes.indexOf(NUL)
     let start = 0
-    for (let i = 0; i < chunk.length; i++) {
-      const octet = chunk[i]
-      this.#requestOctets++
-      if (octet === NUL) return this.#fail(requests, trouble('nul'))
-      if (this.#requestOctets > MAX_REQUEST_OCTETS) return this.#fail(requests, trouble('request-too-long'))
-      if (octet !== LF) {
-        // Only the last octet of a line may be a CR that is dropped: one more is too long.
-        if (this.#lineOctets + (i - start) + 1 > MAX_LINE_OCTETS + 1) return this.#fail(requests, trouble('line-too-long'))
-        continue
+    while (start < bytes.length) {
+      const lf = bytes.indexOf(LF, start)
+      const end = lf < 0 ? bytes.length : lf // the line's octets in this chunk: [start, end)
+      const through = lf < 0 ? end : end + 1 // with its LF
+      // Only the last octet of a line may be a CR that is dropped: one more is too long.
+      const atLine = start + MAX_LINE_OCTETS + 1 - this.#lineOctets
+      const atRequest = start + MAX_REQUEST_OCTETS - this.#requestOctets
+      const first = Math.min(nul >= start && nul < end ? nul : Infinity, atRequest < through ? atRequest : Infinity, atLine < end ? atLine : Infinity)
+      if (first !== Infinity) return this.#fail(requests, trouble(first === nul ? 'nul' : first === atRequest ? 'request-too-long' : 'line-too-long'))
+      this.#requestOctets += through - start
+      if (lf < 0) {
+        this.#line.push(Buffer.from(bytes.subarray(start)))
+        this.#lineOctets += end - start
+        break
       }
-      this.#line.push(Buffer.from(chunk.buffer, chunk.byteOffset + start, i - start))
-      this.#lineOctets += i - start
-      start = i + 1
-      const problem = this.#endLine(requests)
+      const problem = this.#line.length === 0 ? this.#endLine(bytes, start, lf, requests) : this.#endLine(this.#joinLine(bytes, start, lf), 0, this.#lineOctets, requests)
+      this.#line = []
+      this.#lineOctets = 0
       if (problem) return this.#fail(requests, problem)
-      if (requests.length >= maxRequests && start < chunk.length) return {requests, rest: chunk.subarray(start)}
-    }
-    if (start < chunk.length) {
-      this.#line.push(Buffer.from(chunk.subarray(start)))
-      this.#lineOctets += chunk.length - start
+      start = lf + 1
+      if (requests.length >= maxRequests && start < bytes.length) return {requests, rest: bytes.subarray(start)}
     }
     return {requests}
+  }
+
+  /** The line begun in earlier chunks, with its end [start, lf) from this one; #lineOctets its length. */
+  #joinLine(bytes: Buffer, start: number, lf: number): Buffer {
+    this.#line.push(bytes.subarray(start, lf))
+    this.#lineOctets += lf - start
+    return Buffer.concat(this.#line, this.#lineOctets)
   }
 
   /** The stream has ended: trouble if it stopped inside a request. */
@@ -117,24 +132,23 @@ export class RequestParser {
     return {requests, trouble: problem}
   }
 
-  /** A whole line is in #line: an attribute, or the empty line that ends a request. */
-  #endLine(requests: Attributes[]): Trouble | undefined {
-    let line = Buffer.concat(this.#line, this.#lineOctets)
-    this.#line = []
-    this.#lineOctets = 0
-    if (line.length > 0 && line[line.length - 1] === CR) line = line.subarray(0, -1)
-    if (line.length > MAX_LINE_OCTETS) return trouble('line-too-long')
-    if (line.length === 0) {
+  /** A whole line, bytes[from, to) without its LF: an attribute, or the empty line that ends a request. */
+  #endLine(bytes: Buffer, from: number, to: number, requests: Attributes[]): Trouble | undefined {
+    const end = to > from && bytes[to - 1] === CR ? to - 1 : to
+    if (end - from > MAX_LINE_OCTETS) return trouble('line-too-long')
+    if (end === from) {
+      // Not a request: Postfix never sends one, and a reply to it would be a reply to nothing.
+      if (this.#count === 0) return trouble('empty')
       requests.push(this.#attributes)
       this.#attributes = new Map()
       this.#count = 0
       this.#requestOctets = 0
       return undefined
     }
-    const equals = line.indexOf(EQUALS)
-    if (equals < 0) return trouble('no-equals', `: "${printable(line.toString('latin1').slice(0, 64))}"`)
+    const equals = bytes.indexOf(EQUALS, from)
+    if (equals < 0 || equals >= end) return trouble('no-equals', `: "${printable(bytes.toString('latin1', from, Math.min(end, from + 64)))}"`)
     if (++this.#count > MAX_ATTRIBUTES) return trouble('too-many-attributes')
-    this.#attributes.set(line.toString('utf8', 0, equals), line.toString('utf8', equals + 1))
+    this.#attributes.set(bytes.toString('utf8', from, equals), bytes.toString('utf8', equals + 1, end))
     return undefined
   }
 }

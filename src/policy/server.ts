@@ -8,6 +8,7 @@ import net from 'node:net'
 import {FatalError} from '../core/errors.js'
 import {hostPort} from '../core/grammar.js'
 import {printable} from '../core/greeting.js'
+import {Expiring} from './expiring.js'
 import {listenText, DEFAULT_SOCKET_MODE, type Listen} from './listen.js'
 import {formatReply, question, RequestParser, type Attributes, type Trouble} from './protocol.js'
 
@@ -50,8 +51,25 @@ export interface PolicyServer {
   readonly endpoints: readonly string[]
   /** Connections open now. */
   readonly connections: () => number
+  /** Connection counters since start, for a stats line or metrics. */
+  readonly stats: () => ServerStats
   /** Stop accepting, close idle connections, answer requests in flight, then resolve. */
   close(): Promise<void>
+}
+
+export interface ServerStats {
+  /** Connections open now. */
+  readonly connections: number
+  /** Open now and not being read: their clients do not read their replies. */
+  readonly stalled: number
+  /** Connections accepted since start. */
+  readonly accepted: number
+  /** Idle connections closed at --max-connections to make room for a new one. */
+  readonly evicted: number
+  /** New connections closed at --max-connections: every open one had a request in flight. */
+  readonly refused: number
+  /** Connections closed for trouble (a malformed request stream). */
+  readonly troubled: number
 }
 
 export const DEFAULT_MAX_CONNECTIONS = 1000
@@ -59,29 +77,53 @@ export const DEFAULT_MAX_CONNECTIONS = 1000
 export const DEFAULT_IDLE_TIMEOUT_MS = 600_000
 /** Requests read ahead of their replies on one connection before reading pauses. */
 const MAX_PIPELINED = 64
+/** Requests parsed as soon as input arrives; more wait for the backlog's turn (`serveBacklogs`). */
+const PARSE_AT_ONCE = 1
+/** Requests parsed from backlogs in one turn of the event loop, over all connections in turn. */
+const BACKLOG_PER_TURN = 64
 /** After our FIN, how long a peer may take to close before the socket is destroyed. */
 const LINGER_MS = 2000
 /** At most one line per this many ms for a warning a flood repeats (accept errors, --max-connections). */
 const FLOOD_LOG_MS = 1000
+
+type Counter = 'accepted' | 'evicted' | 'refused' | 'troubled'
 
 /** What one server shares with its connections. */
 interface Context {
   readonly options: ServerOptions
   readonly now: () => number
   readonly open: Set<Connection>
-  readonly warnOften: (text: string) => void
+  /** Open connections with no request in flight, the one idle longest first; closed at the idle timeout. */
+  readonly idle: Expiring<Connection>
+  /** Requests in flight, the oldest first; answered DUNNO at --timeout. */
+  readonly deadlines: Expiring<InFlight>
+  /** Open connections not read because their replies back up. */
+  readonly stalled: Set<Connection>
+  /** Connections with requests read and not parsed, and room to parse them: served in turn. */
+  readonly backlog: Set<Connection>
+  backlogScheduled: boolean
+  readonly counts: Record<Counter, number>
+  /** Rate-limited warnings, one limit per kind, so that one flood does not hide another. */
+  readonly warnOften: Record<'accept' | 'evict' | 'refuse', (text: string) => void>
   closing: boolean
 }
 
 /** Start listening on every --listen endpoint; a failure closes those already open. */
 export async function startPolicyServer(options: ServerOptions): Promise<PolicyServer> {
   const now = options.now ?? (() => performance.now())
-  const context: Context = {options, now, open: new Set(), warnOften: floodLogger(options.log, now), closing: false}
+  const flood = () => floodLogger(options.log, now)
+  const context: Context = {
+    options, now, open: new Set(), stalled: new Set(), backlog: new Set(), backlogScheduled: false, closing: false,
+    idle: new Expiring(options.idleTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS, now, (connection) => connection.evict()),
+    deadlines: new Expiring(options.timeoutMs, now, (request) => request.abort('timeout')),
+    counts: {accepted: 0, evicted: 0, refused: 0, troubled: 0},
+    warnOften: {accept: flood(), evict: flood(), refuse: flood()},
+  }
   const servers: net.Server[] = []
   const endpoints: string[] = []
   try {
     for (const listen of options.listen) {
-      const server = createListener(context)
+      const server = createListener(context, listen)
       servers.push(server)
       endpoints.push(await bind(server, listen, options.socketMode ?? DEFAULT_SOCKET_MODE))
     }
@@ -89,17 +131,22 @@ export async function startPolicyServer(options: ServerOptions): Promise<PolicyS
     await Promise.all(servers.map((s) => new Promise((r) => s.close(r))))
     throw error
   }
-  return {endpoints, connections: () => context.open.size, close: () => closeAll(context, servers)}
+  return {
+    endpoints,
+    connections: () => context.open.size,
+    stats: () => ({connections: context.open.size, stalled: context.stalled.size, ...context.counts}),
+    close: () => closeAll(context, servers),
+  }
 }
 
 /** A net.Server whose connections are served; an accept error is logged, never fatal. */
-function createListener(context: Context): net.Server {
+function createListener(context: Context, listen: Listen): net.Server {
   const server = net.createServer({allowHalfOpen: true, noDelay: true})
-  server.on('connection', (socket) => accept(context, socket))
+  server.on('connection', (socket) => accept(context, socket, () => peerText(socket, server, listen)))
   server.on('error', (error: NodeJS.ErrnoException) => {
     // Listen errors are bind()'s. Out of descriptors, libuv itself accepts and closes the
     // pending connections (its EMFILE trick) and keeps listening, without telling us.
-    if (server.listening) context.warnOften(`cannot accept a connection: ${error.code ?? error.message}`)
+    if (server.listening) context.warnOften.accept(`cannot accept a connection: ${error.code ?? error.message}`)
   })
   return server
 }
@@ -119,20 +166,41 @@ function floodLogger(log: (line: string) => void, now: () => number): (text: str
   }
 }
 
-/** Serve a new connection, or close it at once when the server is full or closing. */
-function accept(context: Context, socket: net.Socket): void {
+/**
+ * Serve a new connection. At --max-connections the connection idle longest is closed to make
+ * room (Postfix reconnects on its next request), so that idle connections held by one local
+ * process cannot lock the MTA out; only when every open connection has a request in flight
+ * is the new one closed. Closing: closed at once.
+ */
+function accept(context: Context, socket: net.Socket, peerOf: () => string): void {
+  socket.on('error', () => {})
+  if (context.closing) return void socket.destroy()
+  const peer = peerOf()
   const max = context.options.maxConnections ?? DEFAULT_MAX_CONNECTIONS
-  if (context.closing || context.open.size >= max) {
-    if (!context.closing) context.warnOften(`${peerText(socket)}: ${max} connections open (--max-connections), closing this one`)
-    socket.on('error', () => {})
-    socket.destroy()
-    return
+  if (context.open.size >= max) {
+    const idlest = context.idle.oldest()
+    if (idlest === undefined) {
+      context.counts.refused++
+      context.warnOften.refuse(`${peer}: ${max} connections open (--max-connections), each with a request in flight; closing this one`)
+      return void socket.destroy()
+    }
+    context.counts.evicted++
+    context.warnOften.evict(`${max} connections open (--max-connections): closing the one idle longest (${idlest.peer}, idle ${idlest.idleSeconds()} s) for ${peer}`)
+    idlest.evict()
   }
-  context.open.add(new Connection(context, socket))
+  context.counts.accepted++
+  context.open.add(new Connection(context, socket, peer))
 }
 
-function peerText(socket: net.Socket): string {
-  return socket.remoteAddress ? `client ${hostPort(socket.remoteAddress, socket.remotePort ?? 0)}` : 'client on unix socket'
+/**
+ * How a client is named in the log: its address, asked at accept; on a unix socket, or
+ * when it reset before it could be asked, the endpoint it came to.
+ */
+function peerText(socket: net.Socket, server: net.Server, listen: Listen): string {
+  if (listen.kind === 'unix') return `client on ${listenText(listen)}`
+  if (socket.remoteAddress) return `client ${hostPort(socket.remoteAddress, socket.remotePort ?? 0)}`
+  const address = server.address() as net.AddressInfo | null
+  return `client (address unknown: connection reset) on ${listenText(address ? {kind: 'inet', host: address.address, port: address.port} : listen)}`
 }
 
 /** listen() on one endpoint; a unix path is prepared first and chmod-ed after. */
@@ -197,89 +265,196 @@ async function closeAll(context: Context, servers: readonly net.Server[]): Promi
   await Promise.all([...listeners, ...connections])
 }
 
+/** Queue `connection`'s unparsed requests for the next backlog turn. */
+function joinBacklog(context: Context, connection: Connection): void {
+  if (context.backlog.has(connection)) return
+  context.backlog.add(connection)
+  if (context.backlogScheduled) return
+  context.backlogScheduled = true
+  setImmediate(() => serveBacklogs(context))
+}
+
+/**
+ * One backlog turn: BACKLOG_PER_TURN requests at most, a batch per connection in turn, each
+ * going to the back of the queue. Input that arrives (a Postfix client's one request) is
+ * parsed between turns, so clients pipelining thousands of requests (or never reading their
+ * replies) cost the others a turn's work at most, not theirs all.
+ */
+function serveBacklogs(context: Context): void {
+  context.backlogScheduled = false
+  let budget = BACKLOG_PER_TURN
+  for (const connection of context.backlog) {
+    if (budget <= 0) break
+    context.backlog.delete(connection)
+    budget -= Math.max(1, connection.serveBacklog(Math.min(budget, MAX_PIPELINED)))
+  }
+  if (context.backlog.size > 0 && !context.backlogScheduled) {
+    context.backlogScheduled = true
+    setImmediate(() => serveBacklogs(context))
+  }
+}
+
+/** A decision in flight: `abort` ends it at once with DUNNO ('timeout' or 'cancelled'). */
+interface InFlight {
+  abort(reason: 'timeout' | 'cancelled'): void
+}
+
 /** One reply slot: filled when its decision ends; replies leave in slot order. */
 interface Slot {
   reply?: string
 }
 
-/** One client connection: parse, decide concurrently, reply in request order. */
+/**
+ * One client connection: parse, decide concurrently, reply in request order. What it holds
+ * is bounded: the input read but not parsed (one read, up to 64 KiB), the parser's one
+ * unfinished request, at most MAX_PIPELINED requests in flight, and replies the kernel has
+ * not taken up to the socket's high-water mark. Past those it stops reading (`#step`).
+ */
 class Connection {
+  readonly peer: string
   readonly #context: Context
   readonly #socket: net.Socket
   readonly #parser = new RequestParser()
   readonly #slots: Slot[] = []
-  readonly #controllers = new Set<AbortController>()
-  #idle?: NodeJS.Timeout
+  readonly #inFlight = new Set<InFlight>()
   #linger?: NodeJS.Timeout
-  /** No more requests are read: input ended, trouble, or server closing. */
+  /** Bytes read but not parsed yet: parsing waits for room in #slots and for its turn. */
+  #unread?: Uint8Array
+  /** The client half-closed: #unread is all the input there will be. */
+  #ended = false
+  /** No more requests are read: input ended and all parsed, trouble, or server closing. */
   #done = false
   #troubled = false
-  /** Bytes read but not parsed yet (at most a chunk): parsing waits for room in #slots. */
-  #unread?: Uint8Array
   #closed: Promise<void>
+  /** A #step is scheduled (#stepSoon). */
+  #stepping = false
 
-  constructor(context: Context, socket: net.Socket) {
+  constructor(context: Context, socket: net.Socket, peer: string) {
     this.#context = context
     this.#socket = socket
+    this.peer = peer
     this.#closed = new Promise((resolve) => socket.once('close', () => resolve()))
-    socket.on('error', () => {})
     socket.on('data', (chunk: Buffer) => this.#read(chunk))
-    socket.on('end', () => this.#endOfInput())
+    socket.on('end', () => {
+      this.#ended = true
+      this.#step()
+    })
+    socket.on('drain', () => this.#step())
     socket.once('close', () => this.#gone())
-    this.#armIdle()
+    this.#step()
   }
 
   /** Server closing: idle → closed now; otherwise answer what is in flight, then close. */
   shutdown(): Promise<void> {
     this.#done = true
+    this.#unread = undefined
     if (this.#slots.length === 0) this.#socket.destroy()
-    else this.#socket.pause()
+    else this.#step()
     return this.#closed
   }
 
+  /** Closed to make room for a new connection, or at the idle timeout: no request is in flight. */
+  evict(): void {
+    this.#forget()
+    this.#socket.destroy()
+  }
+
+  idleSeconds(): number {
+    const now = this.#context.now()
+    return Math.round((now - (this.#context.idle.joined(this) ?? now)) / 1000)
+  }
+
+  /** Input: a few requests are parsed at once (a Postfix client sends one at a time), the rest wait in the backlog. */
   #read(chunk: Buffer): void {
-    if (this.#done) return
-    this.#unread = this.#unread ? Buffer.concat([this.#unread, chunk]) : chunk
-    this.#parse()
+    if (this.#done) return // after trouble: input is drained and dropped
+    const fresh = this.#unread === undefined
+    this.#unread = fresh ? chunk : Buffer.concat([this.#unread!, chunk])
+    if (fresh) this.#parse(PARSE_AT_ONCE)
+    this.#step()
   }
 
-  /** Parse what was read, up to MAX_PIPELINED requests waiting; pause while some is left. */
-  #parse(): void {
-    const room = MAX_PIPELINED - this.#slots.length
-    if (this.#unread !== undefined && room > 0) {
-      const step = this.#parser.push(this.#unread, room)
-      this.#unread = step.rest
-      for (const request of step.requests) this.#start(request)
-      if (step.trouble) return this.#trouble(step.trouble)
-    }
-    if (this.#unread !== undefined || this.#socket.writableNeedDrain) this.#socket.pause()
+  /** The backlog's turn (serveBacklogs): parse up to `most` requests; how many were. */
+  serveBacklog(most: number): number {
+    const parsed = this.#parse(most)
+    this.#step()
+    return parsed
   }
 
-  #endOfInput(): void {
-    if (this.#done) return
-    const trouble = this.#parser.end()
-    if (trouble) return this.#trouble(trouble)
-    this.#done = true
+  /**
+   * After anything happened (input, end of input, a reply ready, the client read its
+   * replies): parse what there is room for, write the replies that are ready in order,
+   * then read on, pause, go idle or close. The one place that decides what comes next.
+   */
+  #step(): void {
+    if (this.#socket.destroyed) return
+    this.#endOfInput()
     this.#flush()
+    if (this.#slots.length > 0) this.#busy()
+    else this.#idleNow()
+    if (this.#done && this.#slots.length === 0) return this.#finish()
+    const backedUp = this.#socket.writableNeedDrain
+    if (backedUp) this.#context.stalled.add(this)
+    else this.#context.stalled.delete(this)
+    if (this.#troubled) return // draining (#trouble)
+    const room = this.#slots.length < MAX_PIPELINED && !backedUp && !this.#done
+    if (room && this.#unread !== undefined) joinBacklog(this.#context, this)
+    else this.#context.backlog.delete(this)
+    if (room && this.#unread === undefined) this.#socket.resume()
+    else this.#socket.pause()
+  }
+
+  /**
+   * Parse up to `most` requests of #unread, no more than there is room for, none while the
+   * client leaves its replies unread. Returns how many were parsed.
+   */
+  #parse(most: number): number {
+    const room = Math.min(most, MAX_PIPELINED - this.#slots.length)
+    if (this.#done || this.#unread === undefined || room <= 0 || this.#socket.writableNeedDrain) return 0
+    const step = this.#parser.push(this.#unread, room)
+    this.#unread = step.rest
+    for (const request of step.requests) this.#start(request)
+    if (step.trouble) this.#trouble(step.trouble)
+    return step.requests.length
+  }
+
+  /** At the end of input, once all of it is parsed: done, or trouble if it stopped inside a request. */
+  #endOfInput(): void {
+    if (!this.#ended || this.#done || this.#unread !== undefined) return
+    const trouble = this.#parser.end()
+    if (trouble) this.#trouble(trouble)
+    this.#done = true
   }
 
   /** Log once, read nothing more, answer the good requests before it, then close. */
   #trouble(trouble: Trouble): void {
-    this.#context.options.log(`warning: ${peerText(this.#socket)}: ${trouble.reason}; closing the connection without a reply`)
+    this.#context.options.log(`warning: ${this.peer}: ${trouble.reason}; closing the connection without a reply`)
+    this.#context.counts.troubled++
     this.#done = true
     this.#troubled = true
     this.#unread = undefined
-    this.#socket.resume() // keep draining input so that nothing more is parsed nor buffered
-    this.#flush()
+    // Input is drained and dropped from now on, so that the replies before it are not lost to an RST.
+    this.#socket.resume()
   }
 
   #start(request: Attributes): void {
-    this.#disarmIdle()
     const slot: Slot = {}
     this.#slots.push(slot)
     void this.#answer(request).then((reply) => {
       slot.reply = reply
-      this.#flush()
+      this.#stepSoon()
+    })
+  }
+
+  /**
+   * #step once the promise jobs running now are done: the replies of a batch decided from
+   * memory leave in one write, not one system call each.
+   */
+  #stepSoon(): void {
+    if (this.#stepping) return
+    this.#stepping = true
+    process.nextTick(() => {
+      this.#stepping = false
+      this.#step()
     })
   }
 
@@ -297,70 +472,89 @@ class Connection {
     return formatReply(decision.server)
   }
 
-  /** decide(), aborted with 'timeout' at the deadline ('cancelled' if the client leaves). */
+  /**
+   * decide(), aborted with 'timeout' at the deadline ('cancelled' if the client leaves): the
+   * request is answered DUNNO at once, whatever decide() does with its signal.
+   */
   #decideWithin(query: Query): Promise<Decision> {
-    const controller = new AbortController()
-    this.#controllers.add(controller)
     const {timeoutMs, decide} = this.#context.options
+    const controller = new AbortController()
     return new Promise<Decision>((resolve) => {
-      const timer = timeoutMs > 0 ? setTimeout(() => controller.abort('timeout'), timeoutMs) : undefined
+      let settled = false
       const finish = (decision: Decision) => {
-        clearTimeout(timer)
-        this.#controllers.delete(controller)
+        if (settled) return
+        settled = true
+        this.#context.deadlines.delete(request)
+        this.#inFlight.delete(request)
         resolve(decision)
       }
-      controller.signal.addEventListener('abort', () => {
-        const why = controller.signal.reason === 'timeout' ? `no decision within ${timeoutMs / 1000} s` : 'client went away'
-        finish({note: why})
-      })
-      Promise.resolve()
-        .then(() => decide(query, controller.signal))
-        .then(finish, (error: unknown) => finish({note: `decision failed: ${error instanceof Error ? error.message : String(error)}`}))
+      const request: InFlight = {
+        abort: (reason) => {
+          if (settled) return
+          controller.abort(reason)
+          finish({note: reason === 'timeout' ? `no decision within ${timeoutMs / 1000} s` : 'client went away'})
+        },
+      }
+      this.#context.deadlines.add(request)
+      this.#inFlight.add(request)
+      const failed = (error: unknown) => finish({note: `decision failed: ${error instanceof Error ? error.message : String(error)}`})
+      try {
+        decide(query, controller.signal).then(finish, failed)
+      } catch (error) {
+        failed(error)
+      }
     })
   }
 
-  /** Write the replies that are ready, in order; close when nothing more will come. */
+  /** Write the replies that are ready, in order (several in one write). */
   #flush(): void {
-    while (this.#slots.length > 0 && this.#slots[0].reply !== undefined) {
-      const reply = this.#slots.shift()!.reply!
-      if (!this.#socket.destroyed) this.#socket.write(reply)
-    }
-    if (this.#socket.destroyed) return
-    if (!this.#done) return this.#readOn()
-    if (this.#slots.length > 0) return
+    let ready = 0
+    while (ready < this.#slots.length && this.#slots[ready].reply !== undefined) ready++
+    if (ready === 0) return
+    const replies = this.#slots.splice(0, ready)
+    this.#socket.write(ready === 1 ? replies[0].reply! : replies.map((s) => s.reply).join(''))
+  }
+
+  /**
+   * Nothing more will come and every reply is written: close (no FIN of ours after trouble
+   * with nothing said). Until the peer closes too, the connection counts as open and idle.
+   */
+  #finish(): void {
+    this.#context.stalled.delete(this)
     if (this.#troubled && this.#socket.bytesWritten === 0) return void this.#socket.destroy()
+    if (this.#linger !== undefined) return
     this.#socket.end()
     this.#linger = setTimeout(() => this.#socket.destroy(), LINGER_MS)
   }
 
-  /** Read on while few requests wait and the peer reads its replies; idle when none wait. */
-  #readOn(): void {
-    if (this.#slots.length < MAX_PIPELINED && this.#unread !== undefined) this.#parse()
-    if (this.#done) return
-    if (this.#slots.length === 0) this.#armIdle()
-    if (this.#unread !== undefined) return
-    if (!this.#socket.writableNeedDrain) this.#socket.resume()
-    else if (this.#socket.listenerCount('drain') === 0) this.#socket.once('drain', () => this.#readOn())
+  /** A request is in flight: not idle. */
+  #busy(): void {
+    this.#context.idle.delete(this)
   }
 
-  /** Idle: no request in flight. A partial request does not count as activity (slowloris). */
-  #armIdle(): void {
-    this.#disarmIdle()
-    const ms = this.#context.options.idleTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS
-    if (ms > 0) this.#idle = setTimeout(() => this.#socket.destroy(), ms)
+  /**
+   * No request in flight: idle since now, unless it already was (bytes of a partial request
+   * are not activity: a slowloris is closed at the idle timeout and evicted first).
+   */
+  #idleNow(): void {
+    this.#context.idle.add(this)
   }
 
-  #disarmIdle(): void {
-    clearTimeout(this.#idle)
+  /** Out of the server's tables: not counted as open, idle or stalled any more. */
+  #forget(): void {
+    this.#context.idle.delete(this)
+    this.#context.stalled.delete(this)
+    this.#context.backlog.delete(this)
+    this.#context.open.delete(this)
   }
 
   /** The socket is closed: abort decisions still running, forget the connection. */
   #gone(): void {
-    this.#disarmIdle()
     clearTimeout(this.#linger)
     this.#done = true
-    for (const controller of this.#controllers) controller.abort('cancelled')
-    this.#context.open.delete(this)
+    this.#unread = undefined
+    for (const request of this.#inFlight) request.abort('cancelled')
+    this.#forget()
   }
 }
 

@@ -11,9 +11,9 @@ export interface Talk {
 
 export type Target = {host: string; port: number} | {path: string}
 
-/** Clients connect from 127.0.12.2 (this branch's loopback range) to an IPv4 target. */
-function from(target: Target): Target & {localAddress?: string} {
-  return 'host' in target && target.host.startsWith('127.') ? {...target, localAddress: '127.0.12.2'} : target
+/** Clients connect from 127.0.12.2 (this branch's loopback range), or `address`, to an IPv4 target. */
+function from(target: Target, address = '127.0.12.2'): Target & {localAddress?: string} {
+  return 'host' in target && target.host.startsWith('127.') ? {...target, localAddress: address} : target
 }
 
 /** A request as Postfix sends it at RCPT time (more attributes may be added or replaced). */
@@ -26,13 +26,14 @@ export const DEFER = (server: string) => `action=DEFER_IF_PERMIT 4.7.1 Please us
 export const DUNNO = 'action=DUNNO\n\n'
 
 /**
- * Connect, send `data` (half-closing after it, Exim style, unless `halfClose` is false) and
- * read until the server ends the connection, `until(text)` holds, or `limitMs` passes.
+ * Connect (from `from`, a loopback address), send `data` (half-closing after it, Exim style,
+ * unless `halfClose` is false) and read until the server ends the connection, `until(text)`
+ * holds, or `limitMs` passes.
  */
-export function talk(target: Target, data: string | Buffer, options: {halfClose?: boolean; limitMs?: number; until?: (text: string) => boolean} = {}): Promise<Talk> {
+export function talk(target: Target, data: string | Buffer, options: {halfClose?: boolean; limitMs?: number; until?: (text: string) => boolean; from?: string} = {}): Promise<Talk> {
   const started = performance.now()
   return new Promise((resolve) => {
-    const socket = net.connect({...from(target), allowHalfOpen: true})
+    const socket = net.connect({...from(target, options.from), allowHalfOpen: true})
     let text = ''
     let settled = false
     const finish = (end: Talk['end']) => {

@@ -18,7 +18,8 @@ import {
  * SPEC §11 read literally, on the whole stream at once: lines end at LF (a CR before it is
  * dropped); an empty line ends a request; trouble is a NUL, a line over 8192 octets, a
  * request over 65536 octets (line endings included) or 1000 attributes, a line with no
- * `=`, or a stream ending inside a request. The last value of a repeated name counts.
+ * `=`, an empty line with no attribute before it (not a request), or a stream ending
+ * inside a request. The last value of a repeated name counts.
  */
 function reference(stream: Buffer): {requests: Array<Map<string, string>>; trouble: boolean} {
   const requests: Array<Map<string, string>> = []
@@ -41,6 +42,7 @@ function reference(stream: Buffer): {requests: Array<Map<string, string>>; troub
     const line = raw.at(-1) === 0x0d ? raw.subarray(0, -1) : raw
     if (raw.includes(0) || line.length > 8192 || size > 65536) return {requests, trouble: true}
     if (line.length === 0) {
+      if (count === 0) return {requests, trouble: true}
       requests.push(current)
       current = new Map()
       count = 0
@@ -113,13 +115,13 @@ describe('RequestParser (fast-check, reference parser from SPEC §11)', () => {
         expect(bytewise).toEqual(whole)
         expect(whole.requests.map((r) => Object.fromEntries(r))).toEqual(expected.requests.map((r) => Object.fromEntries(r)))
         expect(whole.trouble !== undefined).toBe(expected.trouble)
-        const kind = whole.trouble ?? (whole.requests.length > 0 ? 'good' : 'empty')
+        const kind = whole.trouble ?? (whole.requests.length > 0 ? 'good' : 'nothing')
         seen.set(kind, (seen.get(kind) ?? 0) + 1)
       }),
       {numRuns: 1500},
     )
     // Every branch is reached by the generated streams, not only by luck.
-    for (const kind of ['good', 'nul', 'line-too-long', 'request-too-long', 'too-many-attributes', 'no-equals', 'incomplete']) {
+    for (const kind of ['good', 'nul', 'line-too-long', 'request-too-long', 'too-many-attributes', 'no-equals', 'empty', 'incomplete']) {
       expect(seen.get(kind) ?? 0, `${kind}: ${JSON.stringify([...seen])}`).toBeGreaterThanOrEqual(10)
     }
   })

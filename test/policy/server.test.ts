@@ -185,6 +185,9 @@ const CORPUS: Array<{name: string; data: string | Buffer; replies?: number; half
   {name: 'control-D line', data: '\x04\n'},
   {name: 'space line', data: ' \n\n'},
   {name: 'CR CR LF', data: '\r\r\n'},
+  {name: 'a bare empty line (not a request)', data: '\n'},
+  {name: 'CR LF alone', data: '\r\n', halfClose: true},
+  {name: 'good request, then an empty line', data: GOOD + '\n', replies: 1},
   {name: 'no blank line, then EOF', data: 'request=smtpd_access_policy\nprotocol_state=RCPT\nrecipient=a@bad.example\n', halfClose: true},
   {name: 'one attribute without LF, then EOF', data: 'request=smtpd_access_policy', halfClose: true},
   {name: 'good request, then half a request and EOF', data: GOOD + 'request=smtpd_access_policy\n', replies: 1, halfClose: true},
@@ -261,26 +264,38 @@ describe('connections', () => {
     for (const {socket} of idle) socket.destroy()
   })
 
-  it('--max-connections: one more is closed at once and logged; room again once one leaves', async () => {
-    const fake = await start(PLAN, {maxConnections: 5})
-    const open = await Promise.all(Array.from({length: 5}, () => hold(fake.target)))
-    const extra = await talk(fake.target, GOOD, {halfClose: false, limitMs: 3000})
-    expect(extra.end).not.toBe('open')
-    expect(extra.text).toBe('')
-    expect(fake.logs.filter((l) => l.includes('--max-connections'))).toHaveLength(1)
-    open[0].socket.destroy()
-    await open[0].closed
-    for (let i = 0; i < 50 && fake.server.connections() > 4; i++) await sleep(20)
+  it('--max-connections: a new connection closes the one idle longest (not one with a request in flight), logged', async () => {
+    const fake = await start({...PLAN, 'hang.example': {delayMs: -1}}, {maxConnections: 3, timeoutMs: 3000})
+    const first = await hold(fake.target)
+    const busy = await hold(fake.target)
+    busy.socket.write(rcpt('a@hang.example'))
+    for (let i = 0; i < 50 && fake.asked.length === 0; i++) await sleep(20)
+    const third = await hold(fake.target)
+    // The first is idle longest: it goes, the busy one stays.
     expect((await talk(fake.target, GOOD)).text).toBe(DEFER('mx1.up.example'))
-    for (const {socket} of open) socket.destroy()
+    expect(await Promise.race([first.closed.then(() => 'closed'), sleep(2000).then(() => 'open')])).toBe('closed')
+    expect(busy.socket.destroyed).toBe(false)
+    // Then the third (the one just answered left by itself).
+    for (let i = 0; i < 50 && fake.server.connections() > 2; i++) await sleep(20)
+    const later = [await hold(fake.target), await hold(fake.target)]
+    expect(await Promise.race([third.closed.then(() => 'closed'), sleep(2000).then(() => 'open')])).toBe('closed')
+    expect(busy.socket.destroyed).toBe(false)
+    expect(fake.server.stats()).toMatchObject({evicted: 2, refused: 0})
+    for (const {socket} of later) socket.destroy()
+    expect(fake.logs.filter((l) => l.includes('--max-connections'))).toEqual([expect.stringMatching(/^warning: 3 connections open \(--max-connections\): closing the one idle longest \(client 127\.0\.12\.2:\d+, idle \d+ s\) for client 127\.0\.12\.2:\d+$/)])
+    busy.socket.destroy()
   })
 
-  it('a flood beyond --max-connections is logged once a second, not once per connection', async () => {
-    const fake = await start(PLAN, {maxConnections: 1})
-    const open = await hold(fake.target)
-    await Promise.all(Array.from({length: 20}, () => talk(fake.target, GOOD, {halfClose: false, limitMs: 3000})))
-    expect(fake.logs.filter((l) => l.includes('--max-connections'))).toHaveLength(1)
-    open.socket.destroy()
+  it('only when every connection has a request in flight is a new one closed: logged once a second, not once per connection', async () => {
+    const fake = await start({'hang.example': {delayMs: -1}}, {maxConnections: 2, timeoutMs: 2000})
+    const busy = await Promise.all([hold(fake.target), hold(fake.target)])
+    for (const {socket} of busy) socket.write(rcpt('a@hang.example'))
+    for (let i = 0; i < 50 && fake.asked.length < 2; i++) await sleep(20)
+    const extra = await Promise.all(Array.from({length: 20}, () => talk(fake.target, GOOD, {halfClose: false, limitMs: 3000})))
+    expect(extra.map((t) => `${t.end} ${t.text}`)).toEqual(Array(20).fill(expect.stringMatching(/^(eof|reset) $/)))
+    expect(fake.server.stats()).toMatchObject({refused: 20, evicted: 0, connections: 2})
+    expect(fake.logs.filter((l) => l.includes('--max-connections'))).toEqual([expect.stringMatching(/^warning: client 127\.0\.12\.2:\d+: 2 connections open \(--max-connections\), each with a request in flight; closing this one$/)])
+    for (const {socket} of busy) socket.destroy()
   })
 
   it('reads at most 64 requests ahead of their replies on one connection', async () => {
