@@ -13,8 +13,8 @@ export async function startServe(args: readonly string[]): Promise<Served> {
   const run = startTimed([BIN, 'serve', '--listen', 'inet:127.0.20.1:0', ...args], {limitMs: 120_000})
   let exited = false
   void run.done.then(() => (exited = true))
-  for (let i = 0; i < 400 && !exited && !/listening on inet:/.test(run.output.stderr); i++) await sleep(20)
-  return {...run, port: Number(/listening on inet:127\.0\.20\.1:(\d+)/.exec(run.output.stderr)?.[1])}
+  for (let i = 0; i < 400 && !exited && !/event=start /.test(run.output.stderr); i++) await sleep(20)
+  return {...run, port: Number(/event=start .*inet:127\.0\.20\.1:(\d+)/.exec(run.output.stderr)?.[1])}
 }
 
 /**

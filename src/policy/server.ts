@@ -7,7 +7,7 @@ import net from 'node:net'
 
 import {FatalError} from '../core/errors.js'
 import {hostPort} from '../core/grammar.js'
-import {printable} from '../core/greeting.js'
+import {decisionLine, type DecisionRecord} from './log.js'
 import {listenText, DEFAULT_SOCKET_MODE, type Listen} from './listen.js'
 import {formatReply, question, RequestParser, type Attributes, type Trouble} from './protocol.js'
 
@@ -28,8 +28,8 @@ export interface Decision {
   readonly probed?: boolean
 }
 
-/** Decides one query; ends soon after `signal` aborts (reason 'timeout' or 'cancelled'). */
-export type Decide = (query: Query, signal: AbortSignal) => Promise<Decision>
+/** Decides one query (`request`: its number, the tag of its trace); ends soon after `signal` aborts (reason 'timeout' or 'cancelled'). */
+export type Decide = (query: Query, signal: AbortSignal, request: number) => Promise<Decision>
 
 export interface ServerOptions {
   readonly listen: readonly Listen[]
@@ -45,6 +45,8 @@ export interface ServerOptions {
   readonly log: (line: string) => void
   /** Milliseconds from any fixed origin (default performance.now). */
   readonly now?: () => number
+  /** Told of each request answered, after its line is logged (the counters). */
+  readonly onDecision?: (record: DecisionRecord) => void
 }
 
 export interface PolicyServer {
@@ -52,6 +54,8 @@ export interface PolicyServer {
   readonly endpoints: readonly string[]
   /** Connections open now. */
   readonly connections: () => number
+  /** Connections closed because of --max-connections so far. */
+  readonly evictions: () => number
   /** Stop accepting, close idle connections, answer requests in flight, then resolve. */
   close(): Promise<void>
 }
@@ -68,17 +72,24 @@ const FLOOD_LOG_MS = 1000
 
 /** What one server shares with its connections. */
 interface Context {
-  readonly options: ServerOptions
+  readonly options: Omit<ServerOptions, 'listen'>
   readonly now: () => number
   readonly open: Set<Connection>
   readonly warnOften: (text: string) => void
   closing: boolean
+  /** Requests received so far (each one's number in the log). */
+  requests: number
+  evictions: number
+}
+
+function makeContext(options: Omit<ServerOptions, 'listen'>): Context {
+  const now = options.now ?? (() => performance.now())
+  return {options, now, open: new Set(), warnOften: floodLogger(options.log, now), closing: false, requests: 0, evictions: 0}
 }
 
 /** Start listening on every --listen endpoint; a failure closes those already open. */
 export async function startPolicyServer(options: ServerOptions): Promise<PolicyServer> {
-  const now = options.now ?? (() => performance.now())
-  const context: Context = {options, now, open: new Set(), warnOften: floodLogger(options.log, now), closing: false}
+  const context = makeContext(options)
   const servers: net.Server[] = []
   const endpoints: string[] = []
   try {
@@ -91,7 +102,15 @@ export async function startPolicyServer(options: ServerOptions): Promise<PolicyS
     await Promise.all(servers.map((s) => new Promise((r) => s.close(r))))
     throw error
   }
-  return {endpoints, connections: () => context.open.size, close: () => closeAll(context, servers)}
+  return {endpoints, connections: () => context.open.size, evictions: () => context.evictions, close: () => closeAll(context, servers)}
+}
+
+/** Serve one stream that is already open (`serve --stdio`) as a connection; `closed` resolves when it ends. */
+export function serveStream(options: Omit<ServerOptions, 'listen'>, socket: net.Socket): {closed: Promise<void>; server: Omit<PolicyServer, 'endpoints'>} {
+  const context = makeContext(options)
+  const closed = new Promise<void>((resolve) => socket.once('close', () => resolve()))
+  context.open.add(new Connection(context, socket))
+  return {closed, server: {connections: () => context.open.size, evictions: () => 0, close: () => closeAll(context, [])}}
 }
 
 /** A net.Server whose connections are served; an accept error is logged, never fatal. */
@@ -125,6 +144,7 @@ function floodLogger(log: (line: string) => void, now: () => number): (text: str
 function accept(context: Context, socket: net.Socket): void {
   const max = context.options.maxConnections ?? DEFAULT_MAX_CONNECTIONS
   if (context.closing || context.open.size >= max) {
+    if (!context.closing) context.evictions++
     if (!context.closing) context.warnOften(`${peerText(socket)}: ${max} connections open (--max-connections), closing this one`)
     socket.on('error', () => {})
     socket.destroy()
@@ -288,19 +308,28 @@ class Connection {
   /** The reply to one request, within its deadline; logs one line. */
   async #answer(request: Attributes): Promise<string> {
     const {options, now} = this.#context
+    const number = ++this.#context.requests
+    const postfix = {queue_id: request.get('queue_id') || undefined, client_address: request.get('client_address') || undefined, instance: request.get('instance') || undefined}
     const asked = question(request, options.stop)
     if (asked.kind === 'dunno') {
-      options.log(`decision=dunno note="${asked.note}"`)
+      this.#logged({request: number, domain: asked.domain, decision: 'dunno', note: asked.note, ...postfix})
       return formatReply(undefined)
     }
     const started = now()
-    const decision = await this.#decideWithin({domain: asked.domain, ...(asked.stop === undefined ? {} : {stop: asked.stop})})
-    options.log(decisionLine(asked.domain, decision, now() - started))
-    return formatReply(decision.server)
+    const decision = await this.#decideWithin({domain: asked.domain, ...(asked.stop === undefined ? {} : {stop: asked.stop})}, number)
+    const reply = formatReply(decision.server)
+    const verdict = reply.startsWith('action=DUNNO') ? 'dunno' : 'defer'
+    this.#logged({request: number, domain: asked.domain, decision: verdict, server: decision.server, ms: now() - started, cached: decision.cached ?? false, note: decision.note, ...postfix})
+    return reply
+  }
+
+  #logged(record: DecisionRecord): void {
+    this.#context.options.log(decisionLine(record))
+    this.#context.options.onDecision?.(record)
   }
 
   /** decide(), aborted with 'timeout' at the deadline ('cancelled' if the client leaves). */
-  #decideWithin(query: Query): Promise<Decision> {
+  #decideWithin(query: Query, number: number): Promise<Decision> {
     const controller = new AbortController()
     this.#controllers.add(controller)
     const {timeoutMs, decide} = this.#context.options
@@ -316,7 +345,7 @@ class Connection {
         finish({note: why})
       })
       Promise.resolve()
-        .then(() => decide(query, controller.signal))
+        .then(() => decide(query, controller.signal, number))
         .then(finish, (error: unknown) => finish({note: `decision failed: ${error instanceof Error ? error.message : String(error)}`}))
     })
   }
@@ -364,11 +393,4 @@ class Connection {
     for (const controller of this.#controllers) controller.abort('cancelled')
     this.#context.open.delete(this)
   }
-}
-
-/** `domain=example.org decision=defer server=mx1.example.org ms=12 cached=no note="…"` */
-export function decisionLine(domain: string, decision: Decision, ms: number): string {
-  const verdict = formatReply(decision.server).startsWith('action=DUNNO') ? 'dunno' : 'defer'
-  const server = decision.server === undefined ? '' : ` server=${printable(decision.server)}`
-  return `domain=${domain} decision=${verdict}${server} ms=${Math.round(ms)} cached=${decision.cached ? 'yes' : 'no'} note="${printable(decision.note)}"`
 }
