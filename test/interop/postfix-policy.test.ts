@@ -6,9 +6,13 @@
 // them the other way round. Nothing is delivered (relay_transport is an error transport and
 // the client quits after RCPT). An SMTP client talks to Postfix's smtpd up to RCPT.
 import {readFileSync} from 'node:fs'
+import {setTimeout as sleep} from 'node:timers/promises'
 import {afterAll, beforeAll, describe, expect, it} from 'vitest'
 
+import {startDns} from '../../fixtures/dns.js'
 import {cannotRun, POSTFIX, startPostfix} from '../../fixtures/interop/servers.js'
+import {startSmtp} from '../../fixtures/smtp.js'
+import {BIN} from '../cli.js'
 import {startMxWorld} from '../serve-harness.js'
 import {rcptReply} from './smtp-client.js'
 
@@ -64,6 +68,17 @@ describe.skipIf(skip !== undefined)(`Postfix asking smtpdcheck serve (check_poli
     expect(primary.connections.length).toBe(probes)
   })
 
+  it('serve reloaded (SIGHUP) between two SMTP transactions: it keeps serving, the second is answered as the first', async () => {
+    expect(await reply('first@example.test')).toMatch(/^450 4\.7\.1 .*Please use server mx1\.example\.test$/)
+    const reloads = serve.output.stderr.split('event=reload').length
+    serve.child.kill('SIGHUP')
+    for (let i = 0; i < 100 && serve.output.stderr.split('event=reload').length === reloads; i++) await sleep(20)
+    expect(serve.output.stderr.split('event=reload').length).toBe(reloads + 1)
+    expect(await reply('second@example.test')).toMatch(/^450 4\.7\.1 .*Please use server mx1\.example\.test$/)
+    expect(serve.child.exitCode).toBeNull()
+    expect(serve.output.stderr).toMatch(/event=decision request=\d+ domain=example\.test decision=defer server=mx1\.example\.test ms=\d+ cached=no note=available client_address=127\.0\.0\.1 instance=\S+\n/)
+  })
+
   it('a domain it does not relay for: refused by reject_unauth_destination before the policy', async () => {
     expect(await reply('user@elsewhere.test')).toMatch(/^554 .*Relay access denied/)
   })
@@ -75,4 +90,50 @@ describe.skipIf(skip !== undefined)(`Postfix asking smtpdcheck serve (check_poli
     expect(serve.output.stderr).toMatch(/domain=example\.test decision=defer server=mx1\.example\.test/)
     expect(serve.output.stderr).toMatch(/domain=example\.test decision=dunno/)
   })
+})
+
+// The same secondary, with serve run by Postfix's spawn(8) per policy connection, the
+// protocol on its standard input and output (SMTPD_POLICY_README's form): `serve --stdio`.
+describe.skipIf(skip !== undefined)(`Postfix spawning smtpdcheck serve --stdio${skip ? ` (skipped: ${skip})` : ''}`, () => {
+  const SPAWN_SECONDARY = '127.0.20.42'
+  const SPAWN_PRIMARY = '127.0.20.43'
+  let postfix: Awaited<ReturnType<typeof startPostfix>>
+  let primary: Awaited<ReturnType<typeof startSmtp>>
+  let dns: Awaited<ReturnType<typeof startDns>>
+  beforeAll(async () => {
+    primary = await startSmtp({host: SPAWN_PRIMARY, greeting: '220 primary.test ESMTP\r\n'})
+    dns = await startDns({
+      'example.test': {MX: [[10, 'mx1.example.test'], [20, 'mx2.example.test']]},
+      'best.test': {MX: [[10, 'mx2.example.test'], [20, 'mx1.example.test']]},
+      'mx1.example.test': {A: [SPAWN_PRIMARY]},
+      'mx2.example.test': {A: [SPAWN_SECONDARY]},
+    }, {host: '127.0.20.1'})
+    postfix = await startPostfix(SPAWN_SECONDARY, {
+      smtpd: true,
+      master: `policy unix - n n - 0 spawn user=nobody argv=${process.execPath} ${BIN} serve --stdio --dns-server ${dns.address} --port ${primary.port}`,
+      main: [
+        'relay_domains = example.test best.test',
+        'local_recipient_maps =',
+        'alias_maps =',
+        'smtpd_reject_unlisted_recipient = no',
+        'smtpd_relay_restrictions = reject_unauth_destination',
+        'smtpd_recipient_restrictions = reject_unauth_destination, check_policy_service { unix:private/policy, timeout=15s, default_action=DUNNO }',
+      ].join('\n'),
+    })
+  }, 30_000)
+  afterAll(async () => {
+    await postfix?.close()
+    await primary?.close()
+    await dns?.close()
+  })
+
+  const reply = (rcpt: string) => rcptReply({host: SPAWN_SECONDARY, port: postfix.smtpdPort!}, rcpt)
+
+  it('primary up: 450 naming it; Postfix the best MX: 250; primary down: 250; no policy warning in Postfix\'s log', async () => {
+    expect(await reply('user@example.test')).toBe('450 4.7.1 <user@example.test>: Recipient address rejected: Please use server mx1.example.test')
+    expect(await reply('user@best.test')).toMatch(/^250 /)
+    await primary.close()
+    expect(await reply('other@example.test')).toMatch(/^250 /)
+    expect(postfix.log()).not.toMatch(/warning:/)
+  }, 30_000)
 })
