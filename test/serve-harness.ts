@@ -18,18 +18,28 @@ export async function startServe(args: readonly string[]): Promise<Served> {
 }
 
 /**
+ * The MX world of the serve tests: example.test's MX records are 10 mx1.example.test
+ * (`primaryHost`) and 20 mx2.example.test (`secondaryHost`, the MTA under test); best.test
+ * has them the other way round; only.test has mx2 alone.
+ */
+export function mxZone(primaryHost: string, secondaryHost: string) {
+  return {
+    'example.test': {MX: [[10, 'mx1.example.test'], [20, 'mx2.example.test']] as Array<[number, string]>},
+    'best.test': {MX: [[10, 'mx2.example.test'], [20, 'mx1.example.test']] as Array<[number, string]>},
+    'only.test': {MX: [[10, 'mx2.example.test']] as Array<[number, string]>},
+    'mx1.example.test': {A: [primaryHost]},
+    'mx2.example.test': {A: [secondaryHost]},
+  }
+}
+
+/**
  * A DNS fixture on 127.0.20.1 where example.test's MX records are 10 mx1.example.test
  * (`primaryHost`, a fixture SMTP server greeting at once) and 20 mx2.example.test
  * (`secondaryHost`, the MTA under test); best.test has them the other way round. Then
  * serve asking that DNS server and probing the primary's port (--no-cache).
  */
 export async function startMxWorld(primaryHost: string, secondaryHost: string) {
-  const dns = await startDns({
-    'example.test': {MX: [[10, 'mx1.example.test'], [20, 'mx2.example.test']]},
-    'best.test': {MX: [[10, 'mx2.example.test'], [20, 'mx1.example.test']]},
-    'mx1.example.test': {A: [primaryHost]},
-    'mx2.example.test': {A: [secondaryHost]},
-  }, {host: '127.0.20.1'})
+  const dns = await startDns(mxZone(primaryHost, secondaryHost), {host: '127.0.20.1'})
   const primary = await startSmtp({host: primaryHost, greeting: '220 primary.test ESMTP\r\n'})
   const serve = await startServe(['--dns-server', dns.address, '--port', String(primary.port), '--no-cache'])
   return {

@@ -17,6 +17,7 @@ import {startTimed} from '../fixtures/spawn.js'
 import {BIN, runCli} from './cli.js'
 import {closedAfterEach} from './fixtures.js'
 import {DEFER, DUNNO, rcpt} from './policy/client.js'
+import {mxZone} from './serve-harness.js'
 
 const keep = closedAfterEach()
 const HOST = '127.50.0.1'
@@ -29,15 +30,7 @@ afterEach(() => {
   for (const {child} of started.splice(0)) if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL')
 })
 
-/** example.test: 10 mx1 (the primary fixture), 20 mx2 (this host); only.test: mx2 alone. */
-function zone() {
-  return {
-    'example.test': {MX: [[10, 'mx1.example.test'], [20, 'mx2.example.test']] as Array<[number, string]>},
-    'mx1.example.test': {A: [PRIMARY]},
-    'mx2.example.test': {A: [SECONDARY]},
-    'only.test': {MX: [[10, 'mx2.example.test']] as Array<[number, string]>},
-  }
-}
+const zone = () => mxZone(PRIMARY, SECONDARY)
 
 /** A primary greeting at once, the DNS fixture, and `serve --listen inet:HOST:0 … args`. */
 async function world(args: string[] = [], options: {listen?: string; env?: NodeJS.ProcessEnv; stdio?: Parameters<typeof startTimed>[1]['stdio']} = {}) {

@@ -13,7 +13,7 @@ import {startDns} from '../../fixtures/dns.js'
 import {cannotRun, POSTFIX, startPostfix} from '../../fixtures/interop/servers.js'
 import {startSmtp} from '../../fixtures/smtp.js'
 import {BIN} from '../cli.js'
-import {startMxWorld} from '../serve-harness.js'
+import {mxZone, startMxWorld} from '../serve-harness.js'
 import {rcptReply} from './smtp-client.js'
 
 const SECONDARY = '127.0.20.40'
@@ -30,6 +30,18 @@ function readmePolicy(port: number): string {
   return line[1].replace('inet:127.0.0.1:10040', `inet:127.0.20.1:${port}`)
 }
 
+/** main.cf of a secondary MX for example.test and best.test that asks `policy` after reject_unauth_destination. */
+function secondaryMain(policy: string): string {
+  return [
+    'relay_domains = example.test best.test',
+    'local_recipient_maps =',
+    'alias_maps =',
+    'smtpd_reject_unlisted_recipient = no',
+    'smtpd_relay_restrictions = reject_unauth_destination',
+    `smtpd_recipient_restrictions = reject_unauth_destination, ${policy}`,
+  ].join('\n')
+}
+
 describe.skipIf(skip !== undefined)(`Postfix asking smtpdcheck serve (check_policy_service)${skip ? ` (skipped: ${skip})` : ''}`, () => {
   let world: Awaited<ReturnType<typeof startMxWorld>>
   let primary: Awaited<ReturnType<typeof startMxWorld>>['primary']
@@ -41,14 +53,7 @@ describe.skipIf(skip !== undefined)(`Postfix asking smtpdcheck serve (check_poli
     const {port} = serve
     postfix = await startPostfix(SECONDARY, {
       smtpd: true,
-      main: [
-        'relay_domains = example.test best.test',
-        'local_recipient_maps =',
-        'alias_maps =',
-        'smtpd_reject_unlisted_recipient = no',
-        'smtpd_relay_restrictions = reject_unauth_destination',
-        `smtpd_recipient_restrictions = reject_unauth_destination, ${readmePolicy(port)}`,
-      ].join('\n'),
+      main: secondaryMain(readmePolicy(port)),
     })
   }, 30_000)
   afterAll(async () => {
@@ -102,23 +107,11 @@ describe.skipIf(skip !== undefined)(`Postfix spawning smtpdcheck serve --stdio${
   let dns: Awaited<ReturnType<typeof startDns>>
   beforeAll(async () => {
     primary = await startSmtp({host: SPAWN_PRIMARY, greeting: '220 primary.test ESMTP\r\n'})
-    dns = await startDns({
-      'example.test': {MX: [[10, 'mx1.example.test'], [20, 'mx2.example.test']]},
-      'best.test': {MX: [[10, 'mx2.example.test'], [20, 'mx1.example.test']]},
-      'mx1.example.test': {A: [SPAWN_PRIMARY]},
-      'mx2.example.test': {A: [SPAWN_SECONDARY]},
-    }, {host: '127.0.20.1'})
+    dns = await startDns(mxZone(SPAWN_PRIMARY, SPAWN_SECONDARY), {host: '127.0.20.1'})
     postfix = await startPostfix(SPAWN_SECONDARY, {
       smtpd: true,
       master: `policy unix - n n - 0 spawn user=nobody argv=${process.execPath} ${BIN} serve --stdio --dns-server ${dns.address} --port ${primary.port}`,
-      main: [
-        'relay_domains = example.test best.test',
-        'local_recipient_maps =',
-        'alias_maps =',
-        'smtpd_reject_unlisted_recipient = no',
-        'smtpd_relay_restrictions = reject_unauth_destination',
-        'smtpd_recipient_restrictions = reject_unauth_destination, check_policy_service { unix:private/policy, timeout=15s, default_action=DUNNO }',
-      ].join('\n'),
+      main: secondaryMain('check_policy_service { unix:private/policy, timeout=15s, default_action=DUNNO }'),
     })
   }, 30_000)
   afterAll(async () => {
