@@ -57,7 +57,7 @@ export const SERVE_POSITIVE_TTL = 30
 export const SERVE_FLAGS = {
   listen: {type: 'value', multiple: true, summary: 'Where to answer policy requests: inet:HOST:PORT (HOST an address, [IPv6] or a name) or unix:PATH (repeatable).', helpValue: 'inet:HOST:PORT|unix:PATH'},
   stdio: {type: 'boolean', summary: 'Answer one connection on standard input and output (Postfix spawn(8)), then exit 0.', exclusive: ['listen', 'query']},
-  metrics: {type: 'value', summary: 'Serve the counters as Prometheus text at GET /metrics on this endpoint.', helpValue: 'inet:HOST:PORT'},
+  metrics: {type: 'value', summary: 'Serve the counters as Prometheus text at GET /metrics on this endpoint.', helpValue: 'inet:HOST:PORT', exclusive: ['stdio']},
   query: {type: 'value', summary: 'Ask the serve at this endpoint what Postfix would ask for --recipient; print the action; exit 1 on DEFER_IF_PERMIT, 0 on DUNNO, 2 on failure.', helpValue: 'inet:HOST:PORT|unix:PATH', exclusive: ['listen']},
   recipient: {type: 'value', summary: 'With --query: the recipient address to ask about.', helpValue: 'ADDRESS'},
   'server-address': {type: 'value', summary: 'With --query: the local address the SMTP client connected to (Postfix\'s server_address).', helpValue: 'ip-addr'},
