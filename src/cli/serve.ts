@@ -19,7 +19,7 @@ import {createLog, stderrIsJournal, type Fields, type Log} from '../policy/log.j
 import {startMetrics, type MetricsServer} from '../policy/metrics.js'
 import {serveStream, startPolicyServer, type Decide, type Decision, type PolicyServer} from '../policy/server.js'
 import {Stats, statsFields} from '../policy/stats.js'
-import {sameFile, stdioStream} from '../policy/stdio.js'
+import {postlogWriter, sameFile, stdioStream} from '../policy/stdio.js'
 import {SERVE_POSITIVE_TTL, type ServeFlags} from './flags.js'
 import {dnsOf, flagText, monotonicMs, probeOptions, ttlsOf} from './run.js'
 
@@ -64,9 +64,10 @@ export function prepareServe(flags: ServeFlags, words: readonly string[]): Serve
   const settings = {...probe, sequential: false}
   const ttls = ttlsOf(flags, SERVE_POSITIVE_TTL)
   const verbose = flags.verbose ?? false
-  // spawn(8) connects stderr to the client as well: a log line there would be read as a reply.
+  // spawn(8) connects stderr to the client as well: a log line there would be read as a
+  // reply, so the lines go to Postfix's log through postlog(1) (or nowhere without it).
   const quiet = stdio && sameFile(2, [0, 1])
-  const log = createLog({journal: stderrIsJournal(), verbose, ...(quiet ? {write: undefined} : {})})
+  const log = createLog({journal: !quiet && stderrIsJournal(), verbose, ...(quiet ? {write: postlogWriter()} : {})})
   const file = flagText(flags, 'cache-file')
   const {resolver, dnsServer} = dnsOf(flags)
   return {

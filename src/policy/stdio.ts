@@ -1,6 +1,7 @@
 // `serve --stdio` (SPEC §11): the policy protocol on standard input and output, for one
 // connection, as Postfix's spawn(8) runs a policy server (and as one may try it by hand).
-import {fstatSync} from 'node:fs'
+import {spawn} from 'node:child_process'
+import {existsSync, fstatSync} from 'node:fs'
 import type net from 'node:net'
 import {Duplex} from 'node:stream'
 
@@ -46,5 +47,32 @@ export function sameFile(fd: number, others: readonly number[]): boolean {
     })
   } catch {
     return false
+  }
+}
+
+/** Where Postfix installs postlog(1) (spawn(8) passes no PATH). */
+const POSTLOG = ['/usr/sbin/postlog', '/usr/local/sbin/postlog', '/usr/bin/postlog']
+
+/**
+ * Log lines for Postfix's own log when stderr cannot take them (under spawn(8)): one
+ * postlog(1) child, `-t smtpdcheck`, reading the lines on its standard input (it finds
+ * Postfix's configuration through MAIL_CONFIG, which spawn exports). Undefined when there is
+ * no postlog. The child ends when this process does (its input closes).
+ */
+export function postlogWriter(candidates: readonly string[] = POSTLOG): ((text: string) => void) | undefined {
+  const path = candidates.find((p) => existsSync(p))
+  if (path === undefined) return undefined
+  let child: ReturnType<typeof spawn> | undefined
+  let broken = false
+  return (text) => {
+    if (broken) return
+    if (child === undefined) {
+      child = spawn(path, ['-t', 'smtpdcheck', '-p', 'info'], {stdio: ['pipe', 'ignore', 'ignore']})
+      child.on('error', () => (broken = true))
+      child.stdin!.on('error', () => (broken = true))
+      child.unref()
+      ;(child.stdin as unknown as {unref?: () => void}).unref?.()
+    }
+    child.stdin!.write(text.replace(/^smtpdcheck: /gm, ''))
   }
 }

@@ -122,11 +122,17 @@ describe.skipIf(skip !== undefined)(`Postfix spawning smtpdcheck serve --stdio${
 
   const reply = (rcpt: string) => rcptReply({host: SPAWN_SECONDARY, port: postfix.smtpdPort!}, rcpt)
 
-  it('primary up: 450 naming it; Postfix the best MX: 250; primary down: 250; no policy warning in Postfix\'s log', async () => {
+  it('primary up: 450 naming it; Postfix the best MX: 250; primary down: 250 within seconds; no policy warning', async () => {
     expect(await reply('user@example.test')).toBe('450 4.7.1 <user@example.test>: Recipient address rejected: Please use server mx1.example.test')
     expect(await reply('user@best.test')).toMatch(/^250 /)
     await primary.close()
-    expect(await reply('other@example.test')).toMatch(/^250 /)
+    // The answer of a primary seen up less than 2 s ago may still be served while it is re-probed.
+    let after = await reply('other@example.test')
+    for (let i = 0; i < 10 && !after.startsWith('250 '); i++) after = await sleep(500).then(() => reply('other@example.test'))
+    expect(after).toMatch(/^250 /)
     expect(postfix.log()).not.toMatch(/warning:/)
+    // spawn connects stderr to Postfix too: no log line of serve reached it (it would be a
+    // malformed reply and a warning above). Its lines go to postlog(1), which reaches this
+    // test's maillog_file only when postlog is set-gid postdrop (Debian's is not).
   }, 30_000)
 })
