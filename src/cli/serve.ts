@@ -243,7 +243,8 @@ export async function runServe(setup: ServeSetup): Promise<void> {
   const counts = () => ({connections: serving.connections(), evictions: serving.evictions()})
   let metrics: MetricsServer | undefined
   try {
-    metrics = setup.metrics === undefined ? undefined : await startMetrics(setup.metrics, () => stats.snapshot(counts()))
+    const [where] = setup.metrics === undefined ? [] : await resolveListen([setup.metrics])
+    metrics = where?.kind === 'inet' ? await startMetrics(where, () => stats.snapshot(counts())) : undefined
   } catch (error) {
     await serving.close()
     throw error
