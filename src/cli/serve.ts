@@ -17,7 +17,7 @@ import {REVALIDATE_AFTER_MS} from '../core/revalidate.js'
 import {parseListen, parseSocketMode, resolveListen, type Listen} from '../policy/listen.js'
 import {createLog, stderrIsJournal, type Fields, type Log} from '../policy/log.js'
 import {startMetrics, type MetricsServer} from '../policy/metrics.js'
-import {serveStream, startPolicyServer, type Decide, type Decision, type PolicyServer} from '../policy/server.js'
+import {serveStream, startPolicyServer, type Decide, type Decision} from '../policy/server.js'
 import {Stats, statsFields} from '../policy/stats.js'
 import {postlogWriter, sameFile, stdioStream} from '../policy/stdio.js'
 import {SERVE_POSITIVE_TTL, type ServeFlags} from './flags.js'
@@ -230,14 +230,14 @@ export async function runServe(setup: ServeSetup): Promise<void> {
   const {log} = setup
   const stats = new Stats(monotonicMs)
   let engine = startEngine(setup, stats)
-  const options = {
-    decide: ((query, signal, request) => engine.decide(query, signal, request)) satisfies Decide,
+  const options: ServingOptions = {
+    decide: (query, signal, request) => engine.decide(query, signal, request),
     stop: setup.stop?.text,
     timeoutMs: setup.settings.timeoutMs,
     maxConnections: setup.maxConnections,
     socketMode: setup.socketMode,
     log,
-    onDecision: (record: Parameters<Stats['decided']>[0]) => stats.decided(record),
+    onDecision: (record) => stats.decided(record),
   }
   const serving = setup.stdio ? serveStdio(options) : await listenOn(setup, options)
   const counts = () => ({connections: serving.connections(), evictions: serving.evictions()})
