@@ -3,7 +3,7 @@
 // pass, ratio?}; a module that is missing or fails gives a row saying so. Exit 1 if any fails.
 import os from 'node:os'
 
-const MODULES = ['./startup.js', './happy-eyeballs.js', './cache.js', './mx.js', './serve.js']
+const MODULES = ['./startup.js', './happy-eyeballs.js', './cache.js', './mx.js', './serve.js', './freshness.js']
 
 const rows = []
 for (const path of MODULES) {

@@ -84,7 +84,7 @@ async function autocomplete() {
   }
 }
 
-/** `smtpdcheck serve …`: the policy server (SPEC §11); it handles SIGTERM/SIGINT/SIGHUP itself. */
+/** `smtpdcheck serve …`: the policy server (SPEC §11); it handles SIGTERM/SIGINT/SIGHUP/SIGUSR1 itself once it runs. */
 async function serve() {
   const {default: Serve} = await import('../dist/commands/serve.js')
   await Serve.run(argv.slice(1), root)

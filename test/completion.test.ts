@@ -63,7 +63,11 @@ describe('bash completion through a real bash', () => {
     [['smtpdcheck', 'autocomplete', 'script', ''], ['bash', 'zsh']],
     // serve has options of its own (SPEC §11): --listen and --max-connections, no --mx or --json.
     [['smtpdcheck', 'serve', '--li'], ['--listen']],
-    [['smtpdcheck', 'serve', '--listen', 'inet:127.0.0.1:10040', '--m'], ['--max-connections']],
+    [['smtpdcheck', 'serve', '--listen', 'inet:127.0.0.1:10040', '--m'], ['--max-connections', '--metrics']],
+    [['smtpdcheck', 'serve', '--q'], ['--query']],
+    [['smtpdcheck', 'serve', '--query', 'inet:127.0.0.1:10040', '--re'], ['--recipient']],
+    [['smtpdcheck', 'serve', '--std'], ['--stdio']],
+    [['smtpdcheck', 'serve', '--se'], ['--server-address']],
     [['smtpdcheck', 'serve', '--listen', ''], []],
     [['smtpdcheck', 'serve', '--j'], []],
     [['smtpdcheck', 'serve', '-v', '--no-'], ['--no-cache']],

@@ -58,7 +58,12 @@ const exchange = (target: Target, data: string, options: {from?: string; halfClo
 
 const ask = (secondary = SECONDARY) => rcpt('someone@example.test', {server_address: secondary})
 const askOnly = () => rcpt('someone@only.test', {server_address: SECONDARY})
-const warnings = (served: Served) => served.output.stderr.split('\n').filter((l) => /warning/i.test(l))
+/** The warning lines (level=warning) as `smtpdcheck: warning: MESSAGE`, the msg value unquoted (JSON rules, src/policy/log.ts). */
+const warnings = (served: Served) =>
+  served.output.stderr.split('\n').flatMap((line) => {
+    const msg = /^smtpdcheck: level=warning .*?\bmsg=("(?:[^"\\]|\\.)*"|\S+)/.exec(line)?.[1]
+    return msg === undefined ? [] : [`smtpdcheck: warning: ${msg.startsWith('"') ? JSON.parse(msg) : msg}`]
+  })
 
 /** VmRSS of `pid` in MiB. */
 const rssMiB = (pid: number) => Number(/^VmRSS:\s+(\d+)/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1]) / 1024

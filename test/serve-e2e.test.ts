@@ -112,9 +112,9 @@ describe('serve: decisions', () => {
     const server = await serve(['--dns-server', dns.address, '--port', String(primary.port), '--stop', SECONDARY, '-v'])
     expect(await ask(server.port, [rcpt('a@example.test'), rcpt('b@only.test')])).toEqual([DEFER('mx1.example.test'), DUNNO])
     await logged(server, 2)
-    expect(server.output.stderr).toMatch(/smtpdcheck: #1 example\.test: \+ *\d+ms MX example\.test/)
-    expect(server.output.stderr).toMatch(/#1 example\.test: .*mx1\.example\.test: 127\.0\.20\.10:\d+ available/)
-    expect(server.output.stderr).toMatch(/#2 only\.test: /)
+    expect(server.output.stderr).toMatch(/smtpdcheck: level=debug event=trace request=1 domain=example\.test msg="\+ *\d+ms MX example\.test/)
+    expect(server.output.stderr).toMatch(/event=trace request=1 domain=example\.test msg=".*mx1\.example\.test: 127\.0\.20\.10:\d+ available/)
+    expect(server.output.stderr).toMatch(/event=trace request=2 domain=only\.test /)
   }, 30_000)
 })
 
@@ -182,8 +182,8 @@ describe('serve: start-up', () => {
     const words = exec.split(' ')
     const run = startTimed(words.slice(1), {command: words[0], limitMs: 20_000})
     started.push(run)
-    for (let i = 0; i < 200 && !run.output.stderr.includes(`listening on unix:${dir}/policy`); i++) await sleep(20)
-    expect(run.output.stderr).toContain('listening on inet:127.0.0.1:10040')
+    for (let i = 0; i < 200 && !run.output.stderr.includes('event=start '); i++) await sleep(20)
+    expect(run.output.stderr).toMatch(/event=start listen="?inet:127\.0\.0\.1:10040,unix:/)
     const reply = await new Promise<string>((resolve) => {
       const socket = net.connect({path: `${dir}/policy`})
       let text = ''
@@ -258,7 +258,7 @@ describe('serve: faults', () => {
     expect(performance.now() - t0).toBeLessThan(3000)
     await idleClosed
     expect(answers.flat()).toEqual(Array.from({length: 60}, () => DEFER('mx1.example.test')))
-    expect(end.stderr).toMatch(/SIGTERM: closing/)
+    expect(end.stderr).toMatch(/event=stopping signal=SIGTERM/)
   }, 30_000)
 
   it('out of descriptors (ulimit -n 48): no crash; a held connection gets a reply (DEFER, or DUNNO if a probe found no descriptor) and DEFER once the flood is gone', async () => {
@@ -267,8 +267,8 @@ describe('serve: faults', () => {
     const args = ['serve', '--listen', 'inet:127.0.20.1:0', '--dns-server', dns.address, '--port', String(primary.port), '--no-cache']
     const run = startTimed(['-c', 'ulimit -n 48 && exec "$0" "$@"', process.execPath, BIN, ...args], {command: 'bash', limitMs: 60_000})
     started.push(run)
-    for (let i = 0; i < 400 && !/listening on inet:/.test(run.output.stderr); i++) await sleep(20)
-    const port = Number(/listening on inet:127\.0\.20\.1:(\d+)/.exec(run.output.stderr)?.[1])
+    for (let i = 0; i < 400 && !/event=start /.test(run.output.stderr); i++) await sleep(20)
+    const port = Number(/event=start .*inet:127\.0\.20\.1:(\d+)/.exec(run.output.stderr)?.[1])
     const held = net.connect({host: '127.0.20.1', port, localAddress: '127.0.20.3'})
     held.on('error', () => {})
     await new Promise((resolve) => held.once('connect', resolve))

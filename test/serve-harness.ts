@@ -20,9 +20,24 @@ export async function startServe(args: readonly string[], options: {host?: strin
     : startTimed(['-c', `ulimit -n ${options.nofile} && exec "$0" "$@"`, process.execPath, ...command], {command: 'bash', limitMs: 120_000})
   let exited = false
   void run.done.then(() => (exited = true))
-  const listening = new RegExp(`listening on inet:${host.replaceAll('.', '\\.')}:(\\d+)`)
-  for (let i = 0; i < 400 && !exited && !listening.test(run.output.stderr); i++) await sleep(20)
+  for (let i = 0; i < 400 && !exited && !/event=start /.test(run.output.stderr); i++) await sleep(20)
+  const listening = new RegExp(`event=start .*inet:${host.replaceAll('.', '\\.')}:(\\d+)`)
   return {...run, port: Number(listening.exec(run.output.stderr)?.[1])}
+}
+
+/**
+ * The MX world of the serve tests: example.test's MX records are 10 mx1.example.test
+ * (`primaryHost`) and 20 mx2.example.test (`secondaryHost`, the MTA under test); best.test
+ * has them the other way round; only.test has mx2 alone.
+ */
+export function mxZone(primaryHost: string, secondaryHost: string) {
+  return {
+    'example.test': {MX: [[10, 'mx1.example.test'], [20, 'mx2.example.test']] as Array<[number, string]>},
+    'best.test': {MX: [[10, 'mx2.example.test'], [20, 'mx1.example.test']] as Array<[number, string]>},
+    'only.test': {MX: [[10, 'mx2.example.test']] as Array<[number, string]>},
+    'mx1.example.test': {A: [primaryHost]},
+    'mx2.example.test': {A: [secondaryHost]},
+  }
 }
 
 /**
@@ -32,12 +47,7 @@ export async function startServe(args: readonly string[], options: {host?: strin
  * serve asking that DNS server and probing the primary's port (--no-cache).
  */
 export async function startMxWorld(primaryHost: string, secondaryHost: string) {
-  const dns = await startDns({
-    'example.test': {MX: [[10, 'mx1.example.test'], [20, 'mx2.example.test']]},
-    'best.test': {MX: [[10, 'mx2.example.test'], [20, 'mx1.example.test']]},
-    'mx1.example.test': {A: [primaryHost]},
-    'mx2.example.test': {A: [secondaryHost]},
-  }, {host: '127.0.20.1'})
+  const dns = await startDns(mxZone(primaryHost, secondaryHost), {host: '127.0.20.1'})
   const primary = await startSmtp({host: primaryHost, greeting: '220 primary.test ESMTP\r\n'})
   const serve = await startServe(['--dns-server', dns.address, '--port', String(primary.port), '--no-cache'])
   return {

@@ -55,7 +55,12 @@ export const SERVE_POSITIVE_TTL = 30
  * entries, the same value rules in src/cli/run.ts), and the server's own.
  */
 export const SERVE_FLAGS = {
-  listen: {type: 'value', multiple: true, required: true, summary: 'Where to answer policy requests: inet:HOST:PORT or unix:PATH (repeatable).', helpValue: 'inet:HOST:PORT|unix:PATH'},
+  listen: {type: 'value', multiple: true, summary: 'Where to answer policy requests: inet:HOST:PORT (HOST an address, [IPv6] or a name) or unix:PATH (repeatable).', helpValue: 'inet:HOST:PORT|unix:PATH'},
+  stdio: {type: 'boolean', summary: 'Answer one connection on standard input and output (Postfix spawn(8)), then exit 0.', exclusive: ['listen', 'query']},
+  metrics: {type: 'value', summary: 'Serve the counters as Prometheus text at GET /metrics on this endpoint.', helpValue: 'inet:HOST:PORT', exclusive: ['stdio']},
+  query: {type: 'value', summary: 'Ask the serve at this endpoint what Postfix would ask for --recipient; print the action; exit 1 on DEFER_IF_PERMIT, 0 on DUNNO, 2 on failure.', helpValue: 'inet:HOST:PORT|unix:PATH', exclusive: ['listen']},
+  recipient: {type: 'value', summary: 'With --query: the recipient address to ask about.', helpValue: 'ADDRESS'},
+  'server-address': {type: 'value', summary: 'With --query: the local address the SMTP client connected to (Postfix\'s server_address).', helpValue: 'ip-addr'},
   stop: {...FLAGS.stop, summary: 'An identity of the local host besides each request\'s server_address (repeatable: the public names and addresses of a host behind NAT; a name is resolved at start and then per request).'},
   timeout: {...FLAGS.timeout, summary: `Each decision's deadline in seconds (MX lookup, address lookups, probes); past it the reply is DUNNO. [default: ${DEFAULT_TIMEOUT_S}]`},
   port: FLAGS.port,
@@ -69,7 +74,7 @@ export const SERVE_FLAGS = {
   cache: {...FLAGS.cache, summary: 'Remember probe outcomes (--no-cache: never; probes in flight are still shared).'},
   'max-connections': {type: 'value', summary: 'Connections open at once; one more is closed at once. [default: 1000]', helpValue: 'N'},
   'socket-mode': {type: 'value', summary: 'Mode of a unix socket, octal. [default: 0666]', helpValue: 'MODE'},
-  verbose: {...FLAGS.verbose, summary: 'Add each request\'s probe trace to the log (lines prefixed with the request number).'},
+  verbose: {...FLAGS.verbose, summary: 'Add each request\'s probe trace to the log (lines tagged with the request number).'},
 } as const satisfies Record<string, FlagSpec>
 
 export type ServeFlags = {-readonly [K in keyof typeof SERVE_FLAGS]?: (typeof SERVE_FLAGS)[K] extends {multiple: true} ? string[] : (typeof SERVE_FLAGS)[K]['type'] extends 'value' ? string : boolean}

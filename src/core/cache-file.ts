@@ -207,13 +207,17 @@ export class FileCache extends MemoryCache {
     return !(this.ttls.negative > 0 || this.ttls.positive > 0)
   }
 
+  /** Read the file now if it has not been read (a long-lived process does it at start, to say what it found). */
+  load(): void {
+    if (this.loaded) return
+    this.loaded = true
+    const file = this.off ? undefined : this.locate(false)
+    if (this.off) this.say(`${this.path} not used: both TTLs are 0`)
+    else if (file !== undefined) for (const [key, entry] of this.read(file, false).entries) this.entries.set(key, entry)
+  }
+
   override lookup(address: string, port: number) {
-    if (!this.loaded) {
-      this.loaded = true
-      const file = this.off ? undefined : this.locate(false)
-      if (this.off) this.say(`${this.path} not used: both TTLs are 0`)
-      else if (file !== undefined) for (const [key, entry] of this.read(file, false).entries) this.entries.set(key, entry)
-    }
+    this.load()
     return super.lookup(address, port)
   }
 

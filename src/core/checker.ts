@@ -3,13 +3,14 @@
 // many-request case, with probes shared in flight and DNS answers held briefly
 // (longLived). No module state: everything a checker keeps is in what it was built with.
 import type {AttemptFn} from './attempt.js'
-import type {OutcomeCache} from './cache.js'
+import {MemoryCache, type OutcomeCache} from './cache.js'
 import {check, type CheckOptions, type Report, type TraceEvent} from './check.js'
 import {cachingMxResolver, cachingResolver, type DnsCacheOptions} from './dns-cache.js'
 import type {Entry} from './grammar.js'
 import {sharingAttempts} from './inflight.js'
 import {lookupMx, type MxEvent, type MxResult, type ResolveMx} from './mx.js'
 import type {Resolver} from './resolve.js'
+import {revalidating, type RevalidateOptions} from './revalidate.js'
 
 /** What does not change from one request to the next: the probe options. */
 export type CheckerSettings = Omit<CheckOptions, 'entries' | 'stops' | 'mustFindLocal'>
@@ -66,13 +67,17 @@ export function createChecker(settings: CheckerSettings, deps: CheckerDeps): Che
 /**
  * The dependencies of a long-lived checker (serve): concurrent requests share each probe in
  * flight (one connection per address:port) and each DNS query; DNS answers are held
- * briefly (dns-cache.ts), so a domain seen seconds ago costs no DNS round trip.
+ * briefly (dns-cache.ts), so a domain seen seconds ago costs no DNS round trip; with
+ * `revalidate`, a stale available answer is re-probed in the background (revalidate.ts).
  */
-export function longLived(deps: CheckerDeps, dnsCache: DnsCacheOptions): CheckerDeps {
+export function longLived(deps: CheckerDeps, dnsCache: DnsCacheOptions, revalidate?: Omit<RevalidateOptions, 'attempt' | 'now'>): CheckerDeps {
+  const attempt = sharingAttempts(deps.attempt)
+  const cache = revalidate && deps.cache instanceof MemoryCache ? revalidating(deps.cache, {...revalidate, attempt, now: deps.now}) : deps.cache
   return {
     ...deps,
     resolver: cachingResolver(deps.resolver, dnsCache),
     resolveMx: cachingMxResolver(deps.resolveMx, dnsCache),
-    attempt: sharingAttempts(deps.attempt),
+    attempt,
+    cache,
   }
 }

@@ -156,7 +156,7 @@ export class RequestParser {
 /** What a request asks: a decision for a recipient domain, or a DUNNO with its reason. */
 export type Question =
   | {readonly kind: 'decide'; readonly domain: string; readonly serverAddress?: string}
-  | {readonly kind: 'dunno'; readonly note: string}
+  | {readonly kind: 'dunno'; readonly note: string; readonly domain?: string}
 
 /**
  * The recipient's domain: the part after the last `@`, lower-cased, trailing dot dropped,
@@ -198,10 +198,24 @@ export function question(request: Attributes): Question {
   if (kind !== 'smtpd_access_policy') return {kind: 'dunno', note: `request=${printable(kind ?? '')} is not smtpd_access_policy`}
   const state = request.get('protocol_state')
   if (state?.toUpperCase() !== 'RCPT') return {kind: 'dunno', note: `protocol_state=${printable(state ?? '')} is not RCPT`}
-  const domain = recipientDomain(request.get('recipient') ?? '')
-  if (domain === undefined) return {kind: 'dunno', note: 'no recipient domain'}
+  const recipient = request.get('recipient') ?? ''
+  const domain = recipientDomain(recipient)
+  if (domain === undefined) return noDomain(recipient)
   const address = serverAddress(request.get('server_address'))
   return address === undefined ? {kind: 'decide', domain} : {kind: 'decide', domain, serverAddress: address}
+}
+
+/**
+ * Why a recipient gives no domain, for the log: none at all, an address literal, or a
+ * malformed domain (logged as it was sent — the log quotes and escapes it — never the
+ * local part).
+ */
+function noDomain(recipient: string): Question & {kind: 'dunno'} {
+  const at = recipient.lastIndexOf('@')
+  const text = at < 0 ? '' : recipient.slice(at + 1)
+  if (text === '') return {kind: 'dunno', note: 'no recipient domain'}
+  if (text.startsWith('[')) return {kind: 'dunno', note: 'recipient domain is an address literal', domain: text}
+  return {kind: 'dunno', note: `malformed recipient domain: ${hostnameProblem(toAscii(text)) ?? 'not a host name'}`, domain: text}
 }
 
 /** A server name fit for a reply line: a host name or an IP address, nothing else. */

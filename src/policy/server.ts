@@ -7,8 +7,8 @@ import net from 'node:net'
 
 import {FatalError} from '../core/errors.js'
 import {hostPort} from '../core/grammar.js'
-import {printable} from '../core/greeting.js'
 import {Expiring} from './expiring.js'
+import {decisionLine, type DecisionRecord} from './log.js'
 import {listenText, DEFAULT_SOCKET_MODE, type Listen} from './listen.js'
 import {formatReply, question, RequestParser, type Attributes, type Trouble} from './protocol.js'
 
@@ -29,8 +29,8 @@ export interface Decision {
   readonly probed?: boolean
 }
 
-/** Decides one query; ends soon after `signal` aborts (reason 'timeout' or 'cancelled'). */
-export type Decide = (query: Query, signal: AbortSignal) => Promise<Decision>
+/** Decides one query (`request`: its number, the tag of its trace); ends soon after `signal` aborts (reason 'timeout' or 'cancelled'). */
+export type Decide = (query: Query, signal: AbortSignal, request: number) => Promise<Decision>
 
 export interface ServerOptions {
   readonly listen: readonly Listen[]
@@ -44,6 +44,8 @@ export interface ServerOptions {
   readonly log: (line: string) => void
   /** Milliseconds from any fixed origin (default performance.now). */
   readonly now?: () => number
+  /** Told of each request answered, after its line is logged (the counters). */
+  readonly onDecision?: (record: DecisionRecord) => void
 }
 
 export interface PolicyServer {
@@ -53,6 +55,8 @@ export interface PolicyServer {
   readonly connections: () => number
   /** Connection counters since start, for a stats line or metrics. */
   readonly stats: () => ServerStats
+  /** Connections closed because of --max-connections so far (evicted or refused). */
+  readonly evictions: () => number
   /** Stop accepting, close idle connections, answer requests in flight, then resolve. */
   close(): Promise<void>
 }
@@ -90,7 +94,7 @@ type Counter = 'accepted' | 'evicted' | 'refused' | 'troubled'
 
 /** What one server shares with its connections. */
 interface Context {
-  readonly options: ServerOptions
+  readonly options: Omit<ServerOptions, 'listen'>
   readonly now: () => number
   readonly open: Set<Connection>
   /** Open connections with no request in flight, the one idle longest first; closed at the idle timeout. */
@@ -106,19 +110,25 @@ interface Context {
   /** Rate-limited warnings, one limit per kind, so that one flood does not hide another. */
   readonly warnOften: Record<'accept' | 'evict' | 'refuse', (text: string) => void>
   closing: boolean
+  /** Requests received so far (each one's number in the log). */
+  requests: number
 }
 
-/** Start listening on every --listen endpoint; a failure closes those already open. */
-export async function startPolicyServer(options: ServerOptions): Promise<PolicyServer> {
+function makeContext(options: Omit<ServerOptions, 'listen'>): Context {
   const now = options.now ?? (() => performance.now())
   const flood = () => floodLogger(options.log, now)
-  const context: Context = {
-    options, now, open: new Set(), stalled: new Set(), backlog: new Set(), backlogScheduled: false, closing: false,
+  return {
+    options, now, open: new Set(), stalled: new Set(), backlog: new Set(), backlogScheduled: false, closing: false, requests: 0,
     idle: new Expiring(options.idleTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS, now, (connection) => connection.evict()),
     deadlines: new Expiring(options.timeoutMs, now, (request) => request.abort('timeout')),
     counts: {accepted: 0, evicted: 0, refused: 0, troubled: 0},
     warnOften: {accept: flood(), evict: flood(), refuse: flood()},
   }
+}
+
+/** Start listening on every --listen endpoint; a failure closes those already open. */
+export async function startPolicyServer(options: ServerOptions): Promise<PolicyServer> {
+  const context = makeContext(options)
   const servers: net.Server[] = []
   const endpoints: string[] = []
   try {
@@ -134,9 +144,24 @@ export async function startPolicyServer(options: ServerOptions): Promise<PolicyS
   return {
     endpoints,
     connections: () => context.open.size,
-    stats: () => ({connections: context.open.size, stalled: context.stalled.size, ...context.counts}),
+    stats: () => statsOf(context),
+    evictions: () => context.counts.evicted + context.counts.refused,
     close: () => closeAll(context, servers),
   }
+}
+
+function statsOf(context: Context): ServerStats {
+  return {connections: context.open.size, stalled: context.stalled.size, ...context.counts}
+}
+
+/** Serve one stream that is already open (`serve --stdio`) as a connection; `closed` resolves when it ends. */
+export function serveStream(options: Omit<ServerOptions, 'listen'>, socket: net.Socket): {closed: Promise<void>; server: Omit<PolicyServer, 'endpoints'>} {
+  const context = makeContext(options)
+  const closed = new Promise<void>((resolve) => socket.once('close', () => resolve()))
+  socket.on('error', () => {})
+  context.counts.accepted++
+  context.open.add(new Connection(context, socket, 'client on standard input'))
+  return {closed, server: {connections: () => context.open.size, stats: () => statsOf(context), evictions: () => 0, close: () => closeAll(context, [])}}
 }
 
 /** A net.Server whose connections are served; an accept error is logged, never fatal. */
@@ -461,22 +486,31 @@ class Connection {
   /** The reply to one request, within its deadline; logs one line. */
   async #answer(request: Attributes): Promise<string> {
     const {options, now} = this.#context
+    const number = ++this.#context.requests
+    const postfix = {queue_id: request.get('queue_id') || undefined, client_address: request.get('client_address') || undefined, instance: request.get('instance') || undefined}
     const asked = question(request)
     if (asked.kind === 'dunno') {
-      options.log(`decision=dunno note="${asked.note}"`)
+      this.#logged({request: number, domain: asked.domain, decision: 'dunno', note: asked.note, ...postfix})
       return formatReply(undefined)
     }
     const started = now()
-    const decision = await this.#decideWithin({domain: asked.domain, ...(asked.serverAddress === undefined ? {} : {serverAddress: asked.serverAddress})})
-    options.log(decisionLine(asked.domain, decision, now() - started))
-    return formatReply(decision.server)
+    const decision = await this.#decideWithin({domain: asked.domain, ...(asked.serverAddress === undefined ? {} : {serverAddress: asked.serverAddress})}, number)
+    const reply = formatReply(decision.server)
+    const verdict = reply.startsWith('action=DUNNO') ? 'dunno' : 'defer'
+    this.#logged({request: number, domain: asked.domain, decision: verdict, server: decision.server, ms: now() - started, cached: decision.cached ?? false, note: decision.note, ...postfix})
+    return reply
+  }
+
+  #logged(record: DecisionRecord): void {
+    this.#context.options.log(decisionLine(record))
+    this.#context.options.onDecision?.(record)
   }
 
   /**
    * decide(), aborted with 'timeout' at the deadline ('cancelled' if the client leaves): the
    * request is answered DUNNO at once, whatever decide() does with its signal.
    */
-  #decideWithin(query: Query): Promise<Decision> {
+  #decideWithin(query: Query, number: number): Promise<Decision> {
     const {timeoutMs, decide} = this.#context.options
     const controller = new AbortController()
     return new Promise<Decision>((resolve) => {
@@ -499,7 +533,7 @@ class Connection {
       this.#inFlight.add(request)
       const failed = (error: unknown) => finish({note: `decision failed: ${error instanceof Error ? error.message : String(error)}`})
       try {
-        decide(query, controller.signal).then(finish, failed)
+        decide(query, controller.signal, number).then(finish, failed)
       } catch (error) {
         failed(error)
       }
@@ -556,11 +590,4 @@ class Connection {
     for (const request of this.#inFlight) request.abort('cancelled')
     this.#forget()
   }
-}
-
-/** `domain=example.org decision=defer server=mx1.example.org ms=12 cached=no note="…"` */
-export function decisionLine(domain: string, decision: Decision, ms: number): string {
-  const verdict = formatReply(decision.server).startsWith('action=DUNNO') ? 'dunno' : 'defer'
-  const server = decision.server === undefined ? '' : ` server=${printable(decision.server)}`
-  return `domain=${domain} decision=${verdict}${server} ms=${Math.round(ms)} cached=${decision.cached ? 'yes' : 'no'} note="${printable(decision.note)}"`
 }

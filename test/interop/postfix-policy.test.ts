@@ -6,12 +6,14 @@
 // them the other way round. Nothing is delivered (relay_transport is an error transport and
 // the client quits after RCPT). An SMTP client talks to Postfix's smtpd up to RCPT.
 import {readFileSync} from 'node:fs'
+import {setTimeout as sleep} from 'node:timers/promises'
 import {afterAll, beforeAll, describe, expect, it} from 'vitest'
 
 import {startDns} from '../../fixtures/dns.js'
 import {cannotRun, POSTFIX, startPostfix} from '../../fixtures/interop/servers.js'
 import {startSmtp} from '../../fixtures/smtp.js'
-import {startMxWorld, startServe} from '../serve-harness.js'
+import {BIN} from '../cli.js'
+import {mxZone, startMxWorld, startServe} from '../serve-harness.js'
 import {rcptReply} from './smtp-client.js'
 
 const SECONDARY = '127.0.20.40'
@@ -28,6 +30,18 @@ function readmePolicy(port: number): string {
   return line[1].replace('inet:127.0.0.1:10040', `inet:127.0.20.1:${port}`)
 }
 
+/** main.cf of a secondary MX for example.test and best.test that asks `policy` after reject_unauth_destination. */
+function secondaryMain(policy: string): string {
+  return [
+    'relay_domains = example.test best.test',
+    'local_recipient_maps =',
+    'alias_maps =',
+    'smtpd_reject_unlisted_recipient = no',
+    'smtpd_relay_restrictions = reject_unauth_destination',
+    `smtpd_recipient_restrictions = reject_unauth_destination, ${policy}`,
+  ].join('\n')
+}
+
 describe.skipIf(skip !== undefined)(`Postfix asking smtpdcheck serve (check_policy_service)${skip ? ` (skipped: ${skip})` : ''}`, () => {
   let world: Awaited<ReturnType<typeof startMxWorld>>
   let primary: Awaited<ReturnType<typeof startMxWorld>>['primary']
@@ -39,14 +53,7 @@ describe.skipIf(skip !== undefined)(`Postfix asking smtpdcheck serve (check_poli
     const {port} = serve
     postfix = await startPostfix(SECONDARY, {
       smtpd: true,
-      main: [
-        'relay_domains = example.test best.test',
-        'local_recipient_maps =',
-        'alias_maps =',
-        'smtpd_reject_unlisted_recipient = no',
-        'smtpd_relay_restrictions = reject_unauth_destination',
-        `smtpd_recipient_restrictions = reject_unauth_destination, ${readmePolicy(port)}`,
-      ].join('\n'),
+      main: secondaryMain(readmePolicy(port)),
     })
   }, 30_000)
   afterAll(async () => {
@@ -66,6 +73,17 @@ describe.skipIf(skip !== undefined)(`Postfix asking smtpdcheck serve (check_poli
     expect(primary.connections.length).toBe(probes)
   })
 
+  it('serve reloaded (SIGHUP) between two SMTP transactions: it keeps serving, the second is answered as the first', async () => {
+    expect(await reply('first@example.test')).toMatch(/^450 4\.7\.1 .*Please use server mx1\.example\.test$/)
+    const reloads = serve.output.stderr.split('event=reload').length
+    serve.child.kill('SIGHUP')
+    for (let i = 0; i < 100 && serve.output.stderr.split('event=reload').length === reloads; i++) await sleep(20)
+    expect(serve.output.stderr.split('event=reload').length).toBe(reloads + 1)
+    expect(await reply('second@example.test')).toMatch(/^450 4\.7\.1 .*Please use server mx1\.example\.test$/)
+    expect(serve.child.exitCode).toBeNull()
+    expect(serve.output.stderr).toMatch(/event=decision request=\d+ domain=example\.test decision=defer server=mx1\.example\.test ms=\d+ cached=no note=available client_address=127\.0\.0\.1 instance=\S+\n/)
+  })
+
   it('a domain it does not relay for: refused by reject_unauth_destination before the policy', async () => {
     expect(await reply('user@elsewhere.test')).toMatch(/^554 .*Relay access denied/)
   })
@@ -78,6 +96,47 @@ describe.skipIf(skip !== undefined)(`Postfix asking smtpdcheck serve (check_poli
     expect(serve.output.stderr).toMatch(/domain=example\.test decision=dunno/)
   })
 })
+
+// The same secondary, with serve run by Postfix's spawn(8) per policy connection, the
+// protocol on its standard input and output (SMTPD_POLICY_README's form): `serve --stdio`.
+describe.skipIf(skip !== undefined)(`Postfix spawning smtpdcheck serve --stdio${skip ? ` (skipped: ${skip})` : ''}`, () => {
+  const SPAWN_SECONDARY = '127.0.20.42'
+  const SPAWN_PRIMARY = '127.0.20.43'
+  let postfix: Awaited<ReturnType<typeof startPostfix>>
+  let primary: Awaited<ReturnType<typeof startSmtp>>
+  let dns: Awaited<ReturnType<typeof startDns>>
+  beforeAll(async () => {
+    primary = await startSmtp({host: SPAWN_PRIMARY, greeting: '220 primary.test ESMTP\r\n'})
+    dns = await startDns(mxZone(SPAWN_PRIMARY, SPAWN_SECONDARY), {host: '127.0.20.1'})
+    postfix = await startPostfix(SPAWN_SECONDARY, {
+      smtpd: true,
+      master: `policy unix - n n - 0 spawn user=nobody argv=${process.execPath} ${BIN} serve --stdio --dns-server ${dns.address} --port ${primary.port}`,
+      main: secondaryMain('check_policy_service { unix:private/policy, timeout=15s, default_action=DUNNO }'),
+    })
+  }, 30_000)
+  afterAll(async () => {
+    await postfix?.close()
+    await primary?.close()
+    await dns?.close()
+  })
+
+  const reply = (rcpt: string) => rcptReply({host: SPAWN_SECONDARY, port: postfix.smtpdPort!}, rcpt)
+
+  it('primary up: 450 naming it; Postfix the best MX: 250; primary down: 250 within seconds; no policy warning', async () => {
+    expect(await reply('user@example.test')).toBe('450 4.7.1 <user@example.test>: Recipient address rejected: Please use server mx1.example.test')
+    expect(await reply('user@best.test')).toMatch(/^250 /)
+    await primary.close()
+    // The answer of a primary seen up less than 2 s ago may still be served while it is re-probed.
+    let after = await reply('other@example.test')
+    for (let i = 0; i < 10 && !after.startsWith('250 '); i++) after = await sleep(500).then(() => reply('other@example.test'))
+    expect(after).toMatch(/^250 /)
+    expect(postfix.log()).not.toMatch(/warning:/)
+    // spawn connects stderr to Postfix too: no log line of serve reached it (it would be a
+    // malformed reply and a warning above). Its lines go to postlog(1), which reaches this
+    // test's maillog_file only when postlog is set-gid postdrop (Debian's is not).
+  }, 30_000)
+})
+
 
 // Behind NAT (issue 18): Postfix listens on 127.20.9.92, the "private" address it reports as
 // server_address; DNS lists this host as mx2.nat.test = 127.20.9.93, the "public" address,

@@ -193,7 +193,7 @@ describe('--listen and --socket-mode values', () => {
     ['inet:[::1]:0', {kind: 'inet', host: '::1', port: 0}],
     ['unix:/run/smtpdcheck/policy', {kind: 'unix', path: '/run/smtpdcheck/policy'}],
   ])('%s', (value, expected) => expect(parseListen(value)).toEqual(expected))
-  it.each(['inet:::1:10040', 'inet:localhost:10040', 'inet:127.0.0.1', 'inet:127.0.0.1:65536', 'tcp:1.2.3.4:5', 'unix:', 'inet:[127.0.0.1]:5', 'inet:127.1:10040'])(
+  it.each(['inet:::1:10040', 'inet:[localhost]:10040', 'inet:local_host:10040', 'inet:127.0.0.1', 'inet:127.0.0.1:65536', 'tcp:1.2.3.4:5', 'unix:', 'inet:[127.0.0.1]:5', 'inet:127.1:10040'])(
     '%s is a usage error',
     (value) => expect(() => parseListen(value)).toThrow(UsageError),
   )

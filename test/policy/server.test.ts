@@ -96,8 +96,8 @@ describe('requests and replies', () => {
     await talk(fake.target, rcpt('secret.person@up.example') + rcpt('secret.person@[192.0.2.1]'))
     expect(fake.logs).toHaveLength(2)
     fake.logs.sort()
-    expect(fake.logs[1]).toMatch(/^domain=up\.example decision=defer server=mx1\.up\.example ms=\d+ cached=yes note="fake"$/)
-    expect(fake.logs[0]).toMatch(/^decision=dunno note="no recipient domain"$/)
+    expect(fake.logs[0]).toMatch(/^event=decision request=\d domain=up\.example decision=defer server=mx1\.up\.example ms=\d+ cached=yes note=fake client_address=192\.0\.2\.9$/)
+    expect(fake.logs[1]).toMatch(/^event=decision request=\d domain=\[192\.0\.2\.1\] decision=dunno note="recipient domain is an address literal" client_address=192\.0\.2\.9$/)
     expect(fake.logs.join('\n')).not.toContain('secret')
   })
 
@@ -105,7 +105,7 @@ describe('requests and replies', () => {
     const fake = await start({'evil.example': {server: 'mx1.evil.example\n\naction=OK'}})
     const got = await talk(fake.target, rcpt('a@evil.example'))
     expect(got.text).toBe(DUNNO)
-    expect(fake.logs[0]).toContain('server=mx1.evil.example\\n\\naction=OK')
+    expect(fake.logs[0]).toContain('server="mx1.evil.example\\n\\naction=OK"')
   })
 
   it('a decide that throws gives DUNNO, logged', async () => {
@@ -139,7 +139,7 @@ describe('deadline', () => {
     expect(got.ms).toBeLessThan(3000)
     expect(fake.signals[0].aborted).toBe(true)
     expect(fake.signals[0].reason).toBe('timeout')
-    expect(fake.logs[0]).toMatch(/^domain=hang\.example decision=dunno ms=\d+ cached=no note="no decision within 0\.4 s"$/)
+    expect(fake.logs[0]).toMatch(/^event=decision request=1 domain=hang\.example decision=dunno ms=\d+ cached=no note="no decision within 0\.4 s" client_address=192\.0\.2\.9$/)
   })
 
   it('a client that leaves mid-decision (RST) cancels it; one that half-closes (FIN) is still answered', async () => {
