@@ -99,3 +99,58 @@ describe.each(['groff', 'mandoc'] as const)('man/smtpdcheck.1 rendered by %s', (
     expect(section).not.toMatch(/nothingone|nothing\S/)
   })
 })
+
+/**
+ * The page as `man -l` shows it (man-db and groff, what a user runs; .ci/run installs man-db),
+ * at 80 columns and without a pager: what it printed on stdout and on stderr.
+ */
+export async function manL(): Promise<{stdout: string; stderr: string}> {
+  const env = {...process.env, MANWIDTH: '80', COLUMNS: '80', MANPAGER: 'cat', PAGER: 'cat', MAN_KEEP_FORMATTING: undefined, GROFF_NO_SGR: '1', LANG: 'C.UTF-8'}
+  try {
+    const {stdout, stderr} = await run('man', ['-l', PAGE], {encoding: 'utf8', env})
+    return {stdout: stdout.replace(/.\x08/g, ''), stderr}
+  } catch (error) {
+    const e = error as NodeJS.ErrnoException & {stdout?: string; stderr?: string}
+    if (e.code === 'ENOENT') throw new Error('man is not installed: apt-get install -y man-db (.ci/run does this)')
+    return {stdout: e.stdout ?? '', stderr: e.stderr ?? String(error)}
+  }
+}
+
+describe('man -l man/smtpdcheck.1 (man-db + groff, what users run)', () => {
+  let shown = {stdout: '', stderr: ''}
+  beforeAll(async () => {
+    shown = await manL()
+  })
+
+  it('prints nothing on stderr (groff aborted the references on a quoted %T)', () => {
+    expect(shown.stderr).toBe('')
+  })
+
+  it('shows every section of the source, in order, and the footer', () => {
+    const source = readFileSync(PAGE, 'utf8')
+    const headings = [...source.matchAll(/^\.Sh (.+)$/gm)].map((m) => m[1].replace(/^"|"$/g, ''))
+    expect(headings.length).toBeGreaterThan(10)
+    let at = 0
+    for (const heading of headings) {
+      const found = shown.stdout.indexOf(`\n${heading}\n`, at)
+      expect(found, heading).toBeGreaterThan(-1)
+      at = found
+    }
+    expect(shown.stdout).toContain('RFC 7505')
+    expect(shown.stdout).toContain('RFC 8305')
+    expect(shown.stdout.trimEnd().split('\n').at(-1)).toMatch(/\d{4}/)
+  })
+
+  it('closes each quote before the next opens (no ‘a, ‘b’’)', () => {
+    const text = shown.stdout.replace(/\s+/g, ' ')
+    expect(text).not.toMatch(/‘[^’]*‘/)
+    expect(text).toContain('(‘-x’, ‘--tim’)')
+    expect(text).toContain('(‘mx’, ‘implicit’, ‘null’ or ‘nxdomain’)')
+    expect(text).toContain('{"error": {"kind": ..., "message": ...}}')
+  })
+
+  it('makes flags only of flags (no "-30 -s")', () => {
+    expect(shown.stdout).not.toMatch(/ -\d+ -s\b| -an -/)
+    expect(shown.stdout.replace(/\s+/g, ' ')).toContain('--positive-ttl, 30 s; an unavailable one for --negative-ttl, 60 s')
+  })
+})
