@@ -36,11 +36,16 @@ const onSignal = (signal) => (signal === 'SIGPIPE' && brokenPipe) || process.exi
 const profiling = [...process.execArgv, ...(process.env.NODE_OPTIONS ?? '').split(/\s+/)].some((a) => /^--(cpu-)?prof\b/.test(a))
 for (const signal of SIGNALS) if (!(profiling && signal === 'SIGPROF')) process.on(signal, onSignal)
 // A SIGUSR1 that came while node was still starting found node's own handler, which opens the
-// inspector on the first turn of the event loop: close it then, and end as for any signal.
+// inspector on the first turn of the event loop: close it then, and end as for any signal —
+// before the run starts (it starts from here: nothing is probed while an inspector is open).
 // (The binding answers in ~0.1 ms; loading node:inspector to ask costs ~2 ms of every run. It
 // is deprecated only under --pending-deprecation, where node:inspector is asked instead.)
 const nodeFlags = [...process.execArgv, process.env.NODE_OPTIONS ?? ''].join(' ')
 setImmediate(() => {
+  closeInspector()
+  run().catch(lastWord)
+})
+function closeInspector() {
   let url
   try {
     url = /-deprecation\b/.test(nodeFlags) ? require('node:inspector').url() : process.binding('inspector').url()
@@ -50,7 +55,7 @@ setImmediate(() => {
   if (url === undefined) return
   require('node:inspector').close()
   process.exit(2)
-})
+}
 const lastWord = (error) => {
   const text = String(error?.message ?? error).split('\n')[0].replace(/[\u0000-\u001f\u007f-\u009f\\]/g, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`)
   process.stderr.write(`smtpdcheck: ${error?.oclif ? '' : 'system error: '}${text.slice(0, 400)}\n`)
@@ -99,8 +104,8 @@ const SUBCOMMANDS = {
 async function run() {
   if (Object.hasOwn(SUBCOMMANDS, argv[0])) return SUBCOMMANDS[argv[0]]()
   if (await require('../dist/smtpdcheck.cjs').main(argv)) return
-  const {execute} = await import('@oclif/core')
+  const [{execute}, {flushStdout}] = await Promise.all([import('@oclif/core'), import('../dist/cli/run.js')])
   await execute({dir: root, args: argv})
+  await flushStdout()
 }
 
-run().catch(lastWord)
