@@ -5,6 +5,7 @@ import {promisify} from 'node:util'
 import {beforeAll, describe, expect, it} from 'vitest'
 
 import Check from '../src/commands/check.js'
+import {manL} from './man-page.js'
 
 const run = promisify(execFile)
 const PAGE = new URL('../man/smtpdcheck.1', import.meta.url).pathname
@@ -100,22 +101,6 @@ describe.each(['groff', 'mandoc'] as const)('man/smtpdcheck.1 rendered by %s', (
     expect(section).not.toMatch(/nothingone|nothing\S/)
   })
 })
-
-/**
- * The page as `man -l` shows it (man-db and groff, what a user runs; .ci/run installs man-db),
- * at 80 columns and without a pager: what it printed on stdout and on stderr.
- */
-export async function manL(): Promise<{stdout: string; stderr: string}> {
-  const env = {...process.env, MANWIDTH: '80', COLUMNS: '80', MANPAGER: 'cat', PAGER: 'cat', MAN_KEEP_FORMATTING: undefined, GROFF_NO_SGR: '1', LANG: 'C.UTF-8'}
-  try {
-    const {stdout, stderr} = await run('man', ['-l', PAGE], {encoding: 'utf8', env})
-    return {stdout: stdout.replace(/.\x08/g, ''), stderr}
-  } catch (error) {
-    const e = error as NodeJS.ErrnoException & {stdout?: string; stderr?: string}
-    if (e.code === 'ENOENT') throw new Error('man is not installed: apt-get install -y man-db (.ci/run does this)')
-    return {stdout: e.stdout ?? '', stderr: e.stderr ?? String(error)}
-  }
-}
 
 describe('man -l man/smtpdcheck.1 (man-db + groff, what users run)', () => {
   let shown = {stdout: '', stderr: ''}
