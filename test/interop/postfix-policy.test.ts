@@ -1,14 +1,14 @@
 // Interop (issue 12): a private Postfix on 127.0.20.40 is a secondary MX (relay_domains) whose
-// smtpd_recipient_restrictions ask `smtpdcheck serve` with the README's check_policy_service
-// line (port replaced) after reject_unauth_destination. serve asks a DNS fixture on
+// smtpd_recipient_restrictions ask `smtpdcheck serve` with the README's main.cf lines
+// (contrib/postfix-main.cf; the policy server's address replaced). serve asks a DNS fixture on
 // 127.0.20.1 (--dns-server): example.test's MX records are 10 mx1.example.test (127.0.20.41,
 // a fixture primary) and 20 mx2.example.test (127.0.20.40, Postfix itself); best.test has
 // them the other way round. Nothing is delivered (relay_transport is an error transport and
 // the client quits after RCPT). An SMTP client talks to Postfix's smtpd up to RCPT.
-import {readFileSync} from 'node:fs'
 import {afterAll, beforeAll, describe, expect, it} from 'vitest'
 
 import {cannotRun, POSTFIX, startPostfix} from '../../fixtures/interop/servers.js'
+import {contrib, readmeBlocks} from '../../fixtures/recipes.js'
 import {startMxWorld} from '../serve-harness.js'
 import {rcptReply} from './smtp-client.js'
 
@@ -17,13 +17,16 @@ const PRIMARY = '127.0.20.41'
 const skip = cannotRun(POSTFIX, {root: true, user: 'postfix'})
 if (skip) console.warn(`interop/postfix-policy skipped: ${skip}`)
 
-/** The README's check_policy_service restriction, word for word; only the port is serve's. */
+/**
+ * The README's main.cf lines (contrib/postfix-main.cf), word for word but for the policy
+ * server's address: serve listens on 127.0.20.1 at a port of its own.
+ */
 function readmePolicy(port: number): string {
-  const readme = readFileSync(new URL('../../README.md', import.meta.url), 'utf8')
-  const section = readme.slice(readme.indexOf('## Use with Postfix'))
-  const line = /^ {8}(check_policy_service \{ inet:127\.0\.0\.1:10040, [^}]*\})$/m.exec(section)
-  if (!line) throw new Error('README: no check_policy_service line in "Use with Postfix"')
-  return line[1].replace('inet:127.0.0.1:10040', `inet:127.0.20.1:${port}`)
+  const block = readmeBlocks('Use with Postfix').find((text: string) => text.includes('check_policy_service'))
+  if (!block) throw new Error('README: no check_policy_service block in "Use with Postfix"')
+  if (block !== contrib('postfix-main.cf')) throw new Error('README: the Postfix block is not contrib/postfix-main.cf')
+  if (!block.includes('inet:127.0.0.1:10040')) throw new Error('README: the recipe does not ask inet:127.0.0.1:10040')
+  return block.replace('inet:127.0.0.1:10040', `inet:127.0.20.1:${port}`).trimEnd()
 }
 
 describe.skipIf(skip !== undefined)(`Postfix asking smtpdcheck serve (check_policy_service)${skip ? ` (skipped: ${skip})` : ''}`, () => {
@@ -43,7 +46,9 @@ describe.skipIf(skip !== undefined)(`Postfix asking smtpdcheck serve (check_poli
         'alias_maps =',
         'smtpd_reject_unlisted_recipient = no',
         'smtpd_relay_restrictions = reject_unauth_destination',
-        `smtpd_recipient_restrictions = reject_unauth_destination, ${readmePolicy(port)}`,
+        // The recipe permits mynetworks first; the test's client (127.0.0.1) must not be in it.
+        'mynetworks = 192.0.2.1/32',
+        readmePolicy(port),
       ].join('\n'),
     })
   }, 30_000)
