@@ -3,8 +3,9 @@
 // signal whose default action ends the process and that a process may catch ends it with
 // status 2 and nothing more on stdout (the kernel closes every socket at exit); SIGUSR1 too, so
 // that it never opens Node's inspector (a listener replaces Node's own SIGUSR1 handler). What is
-// left: a signal that arrives before node runs this file (node's own start, 30-80 ms here) has
-// its default effect (SIGUSR1 excepted: see below).
+// left: a signal that arrives before node runs this file (node's own start, about a bare
+// `node -e ''`: bench/startup-window.js) has the effect node gives it (SIGPIPE is ignored;
+// SIGUSR1: see below).
 'use strict'
 const SIGNALS = ['SIGHUP', 'SIGINT', 'SIGQUIT', 'SIGTRAP', 'SIGABRT', 'SIGTERM', 'SIGPIPE', 'SIGALRM', 'SIGUSR1', 'SIGUSR2',
   'SIGVTALRM', 'SIGPROF', 'SIGXCPU', 'SIGXFSZ', 'SIGPOLL', 'SIGSYS', 'SIGSTKFLT', 'SIGPWR']

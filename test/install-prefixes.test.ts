@@ -73,6 +73,17 @@ describe.skipIf(skip !== undefined).each(['/usr', '/usr/local'] as const)(`insta
     })
   })
 
+  it('the README\'s `serve` command, word for word, starts and answers a policy request (in a network namespace of its own)', async () => {
+    // A private network namespace: 127.0.0.1:10040 is the README's own, and its DNS is
+    // unreachable, so the request gets action=DUNNO (fail open) — proof enough it answers.
+    const [command] = readmeBlocks('Use with Postfix').filter((block: string) => block.startsWith('smtpdcheck serve'))
+    const client = `const s = require('node:net').connect(10040, '127.0.0.1', () => s.end('request=smtpd_access_policy\\nprotocol_state=RCPT\\nrecipient=u@example.org\\nserver_address=127.0.0.1\\n\\n')); s.setEncoding('utf8').on('data', (d) => process.stdout.write(d)).on('error', (e) => (console.error(e.message), process.exit(1)))`
+    const script = `ip link set lo up\n${command.trimEnd()} > /dev/null 2>&1 &\nserve=$!\nfor i in $(seq 100); do node -e "require('node:net').connect(10040, '127.0.0.1').on('connect', () => process.exit(0)).on('error', () => process.exit(1))" && break; sleep 0.1; done\nnode -e "$0"\nkill $serve; wait $serve`
+    const [cmd, argv] = installed.argv('unshare', ['--net', 'sh', '-c', script, client])
+    const {stdout} = await exec(cmd, argv, {env: env(), timeout: 60_000, encoding: 'utf8'})
+    expect(stdout).toBe('action=DUNNO\n\n')
+  }, 90_000)
+
   describe('the Mail Avenger recipe, word for word (sh, a defer function as Mail Avenger gives)', () => {
     let primary: Awaited<ReturnType<typeof startSmtp>>
     const PRIMARY = prefix === '/usr' ? '127.30.19.30' : '127.30.19.40'
