@@ -16,7 +16,7 @@ Probes in flight are shared; outcomes are cached in memory (--positive-ttl 30 s,
   static override usage = ['serve --listen inet:HOST:PORT|unix:PATH [--listen …] [--stop {ip-addr|name}] [--timeout s] [--port N] [-4|-6] [--dns-server A] [cache options]']
   static override examples = [
     {description: 'Start it (systemd: contrib/smtpdcheck.service):', command: 'smtpdcheck serve --listen inet:127.0.0.1:10040 --cache-file /var/cache/smtpdcheck/cache.json'},
-    {description: "Postfix: the main.cf lines that ask it (check_policy_service after reject_unauth_destination):", command: 'smtpdcheck --print-recipe postfix'},
+    {description: 'Postfix main.cf, in smtpd_recipient_restrictions after reject_unauth_destination (smtpdcheck --print-recipe postfix):', command: 'check_policy_service { inet:127.0.0.1:10040, timeout=15s, default_action=DUNNO }'},
     {description: "Exim: the RCPT ACL statement that asks it with ${readsocket} (defer with the server's message, else accept):", command: 'smtpdcheck --print-recipe exim-serve'},
   ]
   static override strict = false
