@@ -37,13 +37,16 @@ const onSignal = (signal) => (signal === 'SIGPIPE' && brokenPipe) || process.exi
 const profiling = [...process.execArgv, ...(process.env.NODE_OPTIONS ?? '').split(/\s+/)].some((a) => /^--(cpu-)?prof\b/.test(a))
 for (const signal of SIGNALS) if (!(profiling && signal === 'SIGPROF')) process.on(signal, onSignal)
 // A SIGUSR1 that came while node was still starting found node's own handler, which opens the
-// inspector on the first turn of the event loop: close it then, and end as for any signal —
-// before the run starts (it starts from here: nothing is probed while an inspector is open).
+// inspector from a thread of its own: usually by the first turn of the event loop, where it is
+// closed before the run starts; on a loaded machine later, so it is looked for again every
+// 20 ms during the first seconds. Either way the process ends as for any signal (exit 2).
 // (The binding answers in ~0.1 ms; loading node:inspector to ask costs ~2 ms of every run. It
 // is deprecated only under --pending-deprecation, where node:inspector is asked instead.)
 const nodeFlags = [...process.execArgv, process.env.NODE_OPTIONS ?? ''].join(' ')
 setImmediate(() => {
   closeInspector()
+  const watch = setInterval(closeInspector, 20).unref()
+  setTimeout(() => clearInterval(watch), 5000).unref()
   run().catch(lastWord)
 })
 function closeInspector() {

