@@ -8,10 +8,11 @@ import type {CheckOptions} from '../core/check.js'
 import {createChecker} from '../core/checker.js'
 import {escapeControls, FatalError, quote, UsageError, type FailureKind} from '../core/errors.js'
 import {hostPort, MAX_TIMER_SECONDS, type Entry, parseDnsServer, parseInteger, parseSeconds, parseServerList, parseStop, type HostPort} from '../core/grammar.js'
-import {mxResolver, parseMxDomain} from '../core/mx.js'
+import {createDnsClient, type DnsClient} from '../core/dns-client.js'
+import {mxResolver, parseMxDomain, type ResolveMx} from '../core/mx.js'
 import {DEFAULT_ATTEMPT_DELAY_MS} from '../core/race.js'
 import {formatEvent, formatMxEvent, formatSettings, stamp, toJson, type Settings} from '../core/report.js'
-import {dnsServerResolver, systemResolver, type Resolver} from '../core/resolve.js'
+import {dnsResolver, systemResolver, type Resolver} from '../core/resolve.js'
 import {DEFAULT_PORT, DEFAULT_TIMEOUT_S, type ParsedFlags} from './flags.js'
 import {recipe} from './recipe.js'
 
@@ -48,13 +49,13 @@ function lonelyOptionWord(run: Prepared, report: {lookups: ReadonlyMap<Entry, {o
 export interface Prepared {
   readonly options: CheckOptions
   readonly resolver: Resolver
+  /** The MX lookup of `--mx`, through the same DNS client as `resolver`. */
+  readonly resolveMx: ResolveMx
   readonly cache?: OutcomeCache
   readonly verbose: boolean
   readonly json: boolean
   /** `--mx DOMAIN` (ASCII): the list is DOMAIN's MX records, looked up before the probes. */
   readonly mx?: string
-  /** `--dns-server`, for the MX lookup (the resolver above asks it for A and AAAA). */
-  readonly dnsServer?: HostPort
   /** The run's start on monotonicMs' clock: every --verbose line counts from it. */
   readonly startMs: number
   /** The settings in force (--json `options`, the --verbose header line). */
@@ -68,7 +69,7 @@ export function prepare(flags: ParsedFlags, words: readonly string[], startMs = 
   const mx = flags.mx === undefined ? undefined : parseMxDomain(flags.mx)
   if (mx !== undefined && words.length > 0) throw new UsageError('--mx and server words cannot be used together (one or the other gives the list)')
   const options: CheckOptions = {...probeOptions(flags), entries: parseServerList(words), sequential: flags.sequential ?? false}
-  const {resolver, dnsServer} = dnsOf(flags)
+  const {resolver, resolveMx, dnsServer} = dnsOf(flags)
   const verbose = flags.verbose ?? false
   const say = verbose ? (message: string) => warn(`${stamp(monotonicMs() - startMs)}cache: ${message}`) : undefined
   const useCache = flags.cache ?? true
@@ -86,7 +87,7 @@ export function prepare(flags: ParsedFlags, words: readonly string[], startMs = 
     cache: cachePath ?? null,
     ttls,
   }
-  return {options, resolver, dnsServer, cache, verbose, json: flags.json ?? false, mx, startMs, settings, cacheOff}
+  return {options, resolver, resolveMx, cache, verbose, json: flags.json ?? false, mx, startMs, settings, cacheOff}
 }
 
 /** The options shared by the command and serve (one rule per option; SPEC §2, §5, §7). */
@@ -95,7 +96,7 @@ type SharedFlags = Pick<ParsedFlags, 'stop' | 'timeout' | 'port' | 'attempt-dela
 /** --stop, --timeout, --port, --attempt-delay, -4/-6 → the probe options. */
 export function probeOptions(flags: SharedFlags): Omit<CheckOptions, 'entries' | 'sequential'> {
   return {
-    stop: flags.stop === undefined ? undefined : parseStop(flags.stop),
+    stops: (flags.stop ?? []).map((text) => parseStop(text)),
     timeoutMs: 1000 * (flags.timeout === undefined ? DEFAULT_TIMEOUT_S : parseSeconds('timeout', flags.timeout, MAX_TIMER_SECONDS)),
     port: flags.port === undefined ? DEFAULT_PORT : parseInteger('port', flags.port, 1, 65_535),
     attemptDelayMs: flags['attempt-delay'] === undefined ? DEFAULT_ATTEMPT_DELAY_MS : parseInteger('attempt-delay', flags['attempt-delay'], 0, 60_000),
@@ -103,10 +104,15 @@ export function probeOptions(flags: SharedFlags): Omit<CheckOptions, 'entries' |
   }
 }
 
-/** --dns-server → the A/AAAA resolver (and the server, for the MX lookup). */
-export function dnsOf(flags: SharedFlags): {resolver: Resolver; dnsServer?: HostPort} {
+/**
+ * --dns-server → one DNS client (that server, or /etc/resolv.conf's) and the A/AAAA and MX
+ * resolvers over it; the system resolver reads /etc/hosts first. Nothing is opened before the
+ * first query, nor loaded unless `longLived` (serve); `client.close()` ends it.
+ */
+export function dnsOf(flags: SharedFlags, longLived = false): {client: DnsClient; resolver: Resolver; resolveMx: ResolveMx; dnsServer?: HostPort} {
   const dnsServer = flags['dns-server'] === undefined ? undefined : parseDnsServer(flags['dns-server'])
-  return {resolver: dnsServer === undefined ? systemResolver : dnsServerResolver(dnsServer), dnsServer}
+  const client = createDnsClient({servers: dnsServer && [dnsServer], preload: longLived})
+  return {client, resolver: dnsServer === undefined ? systemResolver(client) : dnsResolver(client), resolveMx: mxResolver(client), dnsServer}
 }
 
 /** --negative-ttl, --positive-ttl (whose default differs: 0 for the command, 30 for serve). */
@@ -168,11 +174,11 @@ export const monotonicMs = () => Number(process.hrtime.bigint()) / 1e6
 /** Probe, write the answer (exit 1 only once it is written), save the cache, exit. Signals: bin/run.js. */
 export async function runCheck(run: Prepared): Promise<never> {
   if (run.verbose) warn(formatSettings(run.settings, run.cacheOff))
-  const {entries, stop, ...settings} = run.options
-  const checker = createChecker(settings, {resolver: run.resolver, resolveMx: mxResolver(run.dnsServer), attempt: attemptSmtp, now: monotonicMs, cache: run.cache})
+  const {entries, stops, ...settings} = run.options
+  const checker = createChecker(settings, {resolver: run.resolver, resolveMx: run.resolveMx, attempt: attemptSmtp, now: monotonicMs, cache: run.cache})
   const {report, mx} = await checker.check({
     list: run.mx === undefined ? {entries} : {mx: run.mx},
-    stop,
+    stops,
     startMs: run.startMs,
     onEvent: run.verbose ? (event) => warn(formatEvent(event)) : undefined,
     onMxEvent: run.verbose ? (event) => warn(formatMxEvent(event)) : undefined,

@@ -93,8 +93,10 @@ describe.skipIf(skip !== undefined).each([
     expect(main + acl).not.toMatch(/\/bin\/sh|dnsdb|\/usr\/local\/lib|\/usr\/lib/)
   })
 
-  it('no MX record (an address only): the implicit MX, the domain itself, is up → deferred', async () => {
-    expect(await rcptReply(exim, 'user@plain.test')).toMatch(/^4\d\d Please use server plain\.test$/)
+  it('no MX record (an address only): the implicit MX is the domain itself, not this host → accepted, nothing probed (SPEC §10: the local host must be found to defer)', async () => {
+    const probes = primary.connections.length
+    expect(await rcptReply(exim, 'user@plain.test')).toMatch(/^250 /)
+    expect(primary.connections.length).toBe(probes)
   })
 
   it('NXDOMAIN: accepted, smtpdcheck having exited 0', async () => {
