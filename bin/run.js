@@ -3,8 +3,9 @@
 // signal whose default action ends the process and that a process may catch ends it with
 // status 2 and nothing more on stdout (the kernel closes every socket at exit); SIGUSR1 too, so
 // that it never opens Node's inspector (a listener replaces Node's own SIGUSR1 handler). What is
-// left: a signal that arrives before node runs this file (node's own start, 30-80 ms here) has
-// its default effect (SIGUSR1 excepted: see below).
+// left: a signal that arrives before node runs this file (node's own start, about a bare
+// `node -e ''`: bench/startup-window.js) has the effect node gives it (SIGPIPE is ignored;
+// SIGUSR1: see below).
 'use strict'
 const SIGNALS = ['SIGHUP', 'SIGINT', 'SIGQUIT', 'SIGTRAP', 'SIGABRT', 'SIGTERM', 'SIGPIPE', 'SIGALRM', 'SIGUSR1', 'SIGUSR2',
   'SIGVTALRM', 'SIGPROF', 'SIGXCPU', 'SIGXFSZ', 'SIGPOLL', 'SIGSYS', 'SIGSTKFLT', 'SIGPWR']
@@ -36,11 +37,19 @@ const onSignal = (signal) => (signal === 'SIGPIPE' && brokenPipe) || process.exi
 const profiling = [...process.execArgv, ...(process.env.NODE_OPTIONS ?? '').split(/\s+/)].some((a) => /^--(cpu-)?prof\b/.test(a))
 for (const signal of SIGNALS) if (!(profiling && signal === 'SIGPROF')) process.on(signal, onSignal)
 // A SIGUSR1 that came while node was still starting found node's own handler, which opens the
-// inspector on the first turn of the event loop: close it then, and end as for any signal.
+// inspector from a thread of its own: usually by the first turn of the event loop, where it is
+// closed before the run starts; on a loaded machine later, so it is looked for again every
+// 20 ms during the first seconds. Either way the process ends as for any signal (exit 2).
 // (The binding answers in ~0.1 ms; loading node:inspector to ask costs ~2 ms of every run. It
 // is deprecated only under --pending-deprecation, where node:inspector is asked instead.)
 const nodeFlags = [...process.execArgv, process.env.NODE_OPTIONS ?? ''].join(' ')
 setImmediate(() => {
+  closeInspector()
+  const watch = setInterval(closeInspector, 20).unref()
+  setTimeout(() => clearInterval(watch), 5000).unref()
+  run().catch(lastWord)
+})
+function closeInspector() {
   let url
   try {
     url = /-deprecation\b/.test(nodeFlags) ? require('node:inspector').url() : process.binding('inspector').url()
@@ -50,7 +59,7 @@ setImmediate(() => {
   if (url === undefined) return
   require('node:inspector').close()
   process.exit(2)
-})
+}
 const lastWord = (error) => {
   const text = String(error?.message ?? error).split('\n')[0].replace(/[\u0000-\u001f\u007f-\u009f\\]/g, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`)
   process.stderr.write(`smtpdcheck: ${error?.oclif ? '' : 'system error: '}${text.slice(0, 400)}\n`)
@@ -99,8 +108,8 @@ const SUBCOMMANDS = {
 async function run() {
   if (Object.hasOwn(SUBCOMMANDS, argv[0])) return SUBCOMMANDS[argv[0]]()
   if (await require('../dist/smtpdcheck.cjs').main(argv)) return
-  const {execute} = await import('@oclif/core')
+  const [{execute}, {flushStdout}] = await Promise.all([import('@oclif/core'), import('../dist/cli/run.js')])
   await execute({dir: root, args: argv})
+  await flushStdout()
 }
 
-run().catch(lastWord)

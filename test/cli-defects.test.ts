@@ -160,18 +160,28 @@ describe('defect 5: the status is 0, 1 or 2, and 1 only with an answer written',
     }
   })
 
-  it('SIGUSR1 soon after spawn: exit 2 at once, even when node\'s own start had opened the inspector', async () => {
+  it('SIGUSR1 soon after spawn: killed by it, or exit 2 at once; an inspector Node.js opened is closed', async () => {
+    // What holds whatever the machine's load (issue 19): before Node.js has any SIGUSR1
+    // handler the signal's default action ends the process; once Node's own handler is in,
+    // it opens the inspector (from a thread of its own, late under load) and bin/run.js
+    // closes it and exits 2 as soon as it sees it; once bin/run.js's handler is in, exit 2.
+    // Never 0 or 1, never stdout, never the probe's 5 s. The window's length is the
+    // machine's: bench/startup-window.js measures it (man page, EXIT STATUS).
     const silent = await keep(startSmtp({host: '127.0.10.1'}))
-    const seen: Array<[number, number | null, boolean]> = []
-    for (const ms of [5, 20, 40, 60, 90, 150]) {
+    const seen: Array<[number, string]> = []
+    for (const ms of [0, 5, 20, 40, 60, 90, 150, 300]) {
       const {child, done} = startTimed([BIN, '--no-cache', '--timeout', '5', '--port', String(silent.port), '127.0.10.1'], {limitMs: 20_000})
       setTimeout(() => child.kill('SIGUSR1'), ms)
       const r = await done
-      seen.push([ms, r.status, r.stderr.includes('Debugger listening')])
-      expect(r).toMatchObject({status: 2, signal: null, stdout: ''})
-      expect(r.ms).toBeLessThan(3000)
+      const inspector = r.stderr.includes('Debugger listening')
+      seen.push([ms, r.signal ?? `exit ${r.status}${inspector ? ' (inspector opened by node)' : ''}`])
+      expect(r.stdout).toBe('')
+      if (r.signal !== null) expect(r.signal).toBe('SIGUSR1')
+      else expect(r.status).toBe(2)
+      if (inspector) expect(r.status).toBe(2)
+      expect(r.ms).toBeLessThan(4000) // 5 s is the probe's budget: the signal, not the budget, ended it
     }
-    console.log(`SIGUSR1 after spawn [ms, status, inspector opened by node's start]: ${JSON.stringify(seen)}`)
+    console.log(`SIGUSR1 after spawn [ms, outcome]: ${JSON.stringify(seen)}`)
   }, 60_000)
 
   it('SIGHUP soon after spawn: exit 2 from the moment node runs bin/run.js (the window before is measured)', async () => {

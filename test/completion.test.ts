@@ -17,8 +17,10 @@ const ZSH = ['/usr/bin/zsh', '/bin/zsh'].find((path) => existsSync(path))
 
 /** Long options a user can type (SPEC §2, §10 and the extensions), and which take a value. */
 const LONG = ['--stop', '--timeout', '--port', '--attempt-delay', '--mx', '--dns-server', '--ipv4', '--ipv6', '--sequential', '--negative-ttl',
-  '--positive-ttl', '--cache-file', '--cache', '--no-cache', '--verbose', '--json', '--help', '--version']
-const VALUED = ['--stop', '--timeout', '--port', '--attempt-delay', '--mx', '--dns-server', '--negative-ttl', '--positive-ttl', '--cache-file']
+  '--positive-ttl', '--cache-file', '--cache', '--no-cache', '--verbose', '--json', '--print-recipe', '--help', '--version']
+const VALUED = ['--stop', '--timeout', '--port', '--attempt-delay', '--mx', '--dns-server', '--negative-ttl', '--positive-ttl', '--cache-file', '--print-recipe']
+/** `--print-recipe`'s values (issue 19: the MTA recipes of the README and the man page). */
+const RECIPES = ['exim', 'exim-serve', 'postfix', 'avenger', 'systemd']
 /** First words that are subcommands (SPEC §2): `serve` only once bin/run.js routes it. */
 const SUBCOMMANDS = ['autocomplete', 'serve']
 
@@ -72,6 +74,9 @@ describe('bash completion through a real bash', () => {
     [['smtpdcheck', 'serve', '--j'], []],
     [['smtpdcheck', 'serve', '-v', '--no-'], ['--no-cache']],
     [['smtpdcheck', '--li'], []],
+    [['smtpdcheck', '--print-recipe', ''], [...RECIPES].sort()],
+    [['smtpdcheck', '--print-recipe', 'ex'], ['exim', 'exim-serve']],
+    [['smtpdcheck', 'serve', '--print-recipe', ''], []],
   ])('%j', async (words, expected) => {
     expect(await tab(words)).toEqual({reply: expected, stderr: ''})
   })
@@ -103,7 +108,7 @@ describe('bash completion through a real bash', () => {
       // The oracle, from SPEC §2: after `--` only server words; after a value option its value; a `-` word is an option; the first word may be a subcommand.
       let expected: string[]
       if (before.includes('--')) (expected = [], reached.afterDashes++)
-      else if (prev !== undefined && VALUED.includes(prev)) (expected = prev === '--cache-file' ? (undefined as never) : [], reached.value++)
+      else if (prev !== undefined && VALUED.includes(prev)) (expected = prev === '--cache-file' ? (undefined as never) : prev === '--print-recipe' ? starting(RECIPES, cur) : [], reached.value++)
       else if (cur.startsWith('-')) (expected = starting(LONG, cur), reached.options++)
       else if (before.length === 0) (expected = starting(SUBCOMMANDS, cur), reached.subcommands++)
       else (expected = [], reached.nothing++)
@@ -112,8 +117,8 @@ describe('bash completion through a real bash', () => {
       if (expected === undefined) return
       if (before.length === 0 && !cur.startsWith('-')) for (const w of reply) expect(expected).toContain(w)
       else expect(reply).toEqual(expected)
-    }), {numRuns: 120})
-    for (const count of Object.values(reached)) expect(count).toBeGreaterThan(0)
+    }), {numRuns: 160})
+    for (const [branch, count] of Object.entries(reached)) expect(count, branch).toBeGreaterThan(0)
   })
 })
 
@@ -131,6 +136,7 @@ describe('autocomplete instructions and the zsh script', () => {
     expect(r.stdout.startsWith('#compdef smtpdcheck\n')).toBe(true)
     for (const option of LONG) expect(r.stdout).toContain(option)
     expect(r.stdout).toMatch(/--cache-file=\[[^\n]*\]:PATH:_files'/)
+    expect(r.stdout).toContain(`:${RECIPES.join('|')}:(${RECIPES.join(' ')})'`) // --print-recipe offers the recipes
     expect(r.stdout).toContain(`'*--listen=[`) // serve's own options, --listen repeatable
   })
 

@@ -5,6 +5,7 @@ import {promisify} from 'node:util'
 import {beforeAll, describe, expect, it} from 'vitest'
 
 import Check from '../src/commands/check.js'
+import {manL} from './man-page.js'
 
 const run = promisify(execFile)
 const PAGE = new URL('../man/smtpdcheck.1', import.meta.url).pathname
@@ -51,7 +52,8 @@ describe('man/smtpdcheck.1', () => {
     const flat = text.replace(/\\\n\s+/g, '')
     expect(flat).toContain('smtpdcheck --stop s2.domain.com 10:s1.domain.com 10:s2.domain.com 20:s3.domain.com')
     expect(flat).toContain('smtpdcheck --stop s2.domain.com 10:s1.domain.com 20:s2.domain.com 30:s3.domain.com')
-    expect(text).toContain('server=`smtpdcheck --stop $MYIP $RECIP_MXES`')
+    // The Mail Avenger recipe of SPEC §1, with the mail server's cache file (test/recipes.test.ts).
+    expect(flat).toContain('--stop $MYIP $RECIP_MXES`')
     expect(text).toContain('test -n "$server" && defer "Please use server $server"')
   })
 
@@ -92,10 +94,49 @@ describe.each(['groff', 'mandoc'] as const)('man/smtpdcheck.1 rendered by %s', (
   })
 
   it('shows each exit status with its own words', () => {
-    const section = page.slice(page.indexOf('EXIT STATUS'), page.indexOf('EXAMPLES'))
+    const section = page.slice(page.indexOf('\nEXIT STATUS\n'), page.indexOf('\nEXAMPLES\n'))
     expect(section).toMatch(/^\s+1\s+A candidate is available/m)
     expect(section).toMatch(/^\s+0\s+No candidate is available/m)
     expect(section).toMatch(/^\s+2\s+A usage error/m)
     expect(section).not.toMatch(/nothingone|nothing\S/)
+  })
+})
+
+describe('man -l man/smtpdcheck.1 (man-db + groff, what users run)', () => {
+  let shown = {stdout: '', stderr: ''}
+  beforeAll(async () => {
+    shown = await manL()
+  })
+
+  it('prints nothing on stderr (groff aborted the references on a quoted %T)', () => {
+    expect(shown.stderr).toBe('')
+  })
+
+  it('shows every section of the source, in order, and the footer', () => {
+    const source = readFileSync(PAGE, 'utf8')
+    const headings = [...source.matchAll(/^\.Sh (.+)$/gm)].map((m) => m[1].replace(/^"|"$/g, ''))
+    expect(headings.length).toBeGreaterThan(10)
+    let at = 0
+    for (const heading of headings) {
+      const found = shown.stdout.indexOf(`\n${heading}\n`, at)
+      expect(found, heading).toBeGreaterThan(-1)
+      at = found
+    }
+    expect(shown.stdout).toContain('RFC 7505')
+    expect(shown.stdout).toContain('RFC 8305')
+    expect(shown.stdout.trimEnd().split('\n').at(-1)).toMatch(/\d{4}/)
+  })
+
+  it('closes each quote before the next opens (no ‘a, ‘b’’)', () => {
+    const text = shown.stdout.replace(/\s+/g, ' ')
+    expect(text).not.toMatch(/‘[^’]*‘/)
+    expect(text).toContain('(‘-x’, ‘--tim’)')
+    expect(text).toContain('(‘mx’, ‘implicit’, ‘null’ or ‘nxdomain’)')
+    expect(text).toContain('{"error": {"kind": ..., "message": ...}}')
+  })
+
+  it('makes flags only of flags (no "-30 -s")', () => {
+    expect(shown.stdout).not.toMatch(/ -\d+ -s\b| -an -|(?: -[a-z]{2,}\b[,;.)]?){3}/)
+    expect(shown.stdout.replace(/\s+/g, ' ')).toContain('--positive-ttl, 30 s; an unavailable one for --negative-ttl, 60 s')
   })
 })

@@ -1,6 +1,6 @@
 // Installed like a real CLI, by the README's "Install" lines run word for word in a copy of
 // the checkout (`npm ci && npm run build`, `npm pack && npm install -g ./smtpdcheck-….tgz`,
-// npm offline, -g into a temporary prefix): `smtpdcheck` on PATH (fast path, oclif path,
+// npm from the registry with whatever cache it is given, -g into a temporary prefix): `smtpdcheck` on PATH (fast path, oclif path,
 // autocomplete) and its manual page under share/man.
 import {execFile} from 'node:child_process'
 import {existsSync, readFileSync} from 'node:fs'

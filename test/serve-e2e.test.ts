@@ -176,7 +176,7 @@ describe('serve: start-up', () => {
     const unit = readFileSync(new URL('../contrib/smtpdcheck.service', import.meta.url), 'utf8')
     const dir = mkdtempSync(join(tmpdir(), 'smtpdcheck-unit-'))
     const exec = unit.match(/^ExecStart=(.*)$/m)![1]
-      .replace('/usr/local/bin/smtpdcheck', `${process.execPath} ${BIN}`)
+      .replace(/^smtpdcheck /, `${process.execPath} ${BIN} `) // no directory: systemd finds it on its PATH
       .replaceAll('/run/smtpdcheck/', `${dir}/`)
       .replaceAll('/var/cache/smtpdcheck/', `${dir}/cache/`)
     const words = exec.split(' ')

@@ -27,6 +27,12 @@ function valued(table: Table, files: boolean): string {
   return Object.keys(table).filter((name) => table[name].type === 'value' && FILE_VALUED.has(name) === files).map((name) => `--${name}`).join(' ')
 }
 
+/** A bash `case` offering the values of the options of `table` that have `choices` ('' when none has). */
+function choiceCase(table: Table): string {
+  const arms = Object.entries(table).flatMap(([name, spec]) => (spec.choices ? [`--${name}) COMPREPLY=($(compgen -W "${spec.choices.join(' ')}" -- "$cur")); return 0;;`] : []))
+  return arms.length === 0 ? ':' : `case $prev in ${arms.join(' ')} esac`
+}
+
 /** The bash completion script: one function, bound with `complete -F`; bash 4 or later. */
 export function bashScript(subcommands: readonly string[]): string {
   const [[, check], [, serve]] = TABLES
@@ -51,6 +57,7 @@ _smtpdcheck_autocomplete() {
   fi
   for (( i = first; i < COMP_CWORD; i++ )); do [[ \${COMP_WORDS[i]} == -- ]] && return 0; done
   if [[ -n $prev && " $files " == *" $prev "* ]]; then compopt -o filenames 2>/dev/null; COMPREPLY=($(compgen -f -- "$cur")); return 0; fi
+  if (( first == 1 )); then ${choiceCase(check)}; else ${choiceCase(serve)}; fi
   [[ -n $prev && " $values " == *" $prev "* ]] && return 0
   if [[ $cur == -* ]]; then COMPREPLY=($(compgen -W "$long" -- "$cur"))
   elif (( COMP_CWORD == 1 )); then COMPREPLY=($(compgen -W "${subcommands.join(' ')}" -- "$cur")); fi
@@ -67,7 +74,8 @@ const zshText = (text: string) => text.replace(/\\/g, '\\\\').replace(/[[\]]/g, 
 function zshSpecs(table: Table): string[] {
   const specs = Object.entries(table).flatMap(([name, spec]) => {
     const text = `[${zshText(spec.summary)}]`
-    const value = spec.type === 'value' ? `=${text}:${zshText(spec.helpValue ?? 'value')}:${FILE_VALUED.has(name) ? '_files' : ' '}` : text
+    const action = FILE_VALUED.has(name) ? '_files' : spec.choices ? `(${spec.choices.join(' ')})` : ' '
+    const value = spec.type === 'value' ? `=${text}:${zshText(spec.helpValue ?? 'value')}:${action}` : text
     const exclusive = [name, ...(spec.exclusive ?? [])].flatMap((n) => [`--${n}`, ...(table[n].char ? [`-${table[n].char}`] : []), ...(table[n].negatable ? [`--no-${n}`] : [])]).join(' ')
     const repeat = spec.multiple ? '*' : `(${exclusive})`
     const forms = spec.char ? `'${repeat}'{-${spec.char},--${name}}'${value}'` : `'${repeat}--${name}${value}'`

@@ -2,6 +2,7 @@
 // the oclif command (src/commands/check.ts: --help, completion). No oclif import here.
 import {DEFAULT_NEGATIVE_TTL, DEFAULT_POSITIVE_TTL} from '../core/cache.js'
 import {DEFAULT_ATTEMPT_DELAY_MS} from '../core/race.js'
+import {RECIPES} from './recipe.js'
 
 export const DEFAULT_TIMEOUT_S = 10
 export const DEFAULT_PORT = 25
@@ -19,6 +20,8 @@ export interface FlagSpec {
   /** May be given more than once (`serve --listen A --listen B`): its values are a list. */
   readonly multiple?: boolean
   readonly required?: boolean
+  /** The values it takes (shell completion offers them). */
+  readonly choices?: readonly string[]
 }
 
 export const FLAGS = {
@@ -37,6 +40,7 @@ export const FLAGS = {
   cache: {type: 'boolean', negatable: true, summary: 'Remember outcomes between runs (--no-cache turns it off).'},
   verbose: {type: 'boolean', char: 'v', summary: 'Trace every step on stderr.'},
   json: {type: 'boolean', summary: 'Describe the run as one JSON document on stdout.'},
+  'print-recipe': {type: 'value', summary: "Print an MTA recipe (README, man page) with this installation's absolute paths, and exit 0.", helpValue: Object.keys(RECIPES).join('|'), choices: Object.keys(RECIPES)},
 } as const satisfies Record<string, FlagSpec>
 
 export type FlagName = keyof typeof FLAGS

@@ -6,8 +6,9 @@ import {Command, CommandHelp, Help} from '@oclif/core'
 /** One command's help, with the two fixes above. */
 class OneCommandHelp extends CommandHelp {
   protected override usage(): string {
-    // The id is an ejs placeholder here, rendered later to "" (two spaces then).
-    return super.usage().replaceAll(' <%= command.id %>', '')
+    // The id is an ejs placeholder here, rendered later: to "" for the default command (two
+    // spaces then, so it goes), to `serve` for serve (kept: the usage line is the command).
+    return this.command.id ? super.usage() : super.usage().replaceAll(' <%= command.id %>', '')
   }
 
   protected override description(): string | undefined {

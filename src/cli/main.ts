@@ -2,7 +2,7 @@
 // main() runs the command and resolves false only for a line oclif answers (--help,
 // --version); bin/run.js then hands that line to oclif unchanged.
 import {parseCommandLine} from './argv.js'
-import {failRun, prepare, runCheck, usage} from './run.js'
+import {failRun, runCommand, usage} from './run.js'
 
 export {parseCommandLine} from './argv.js'
 
@@ -11,7 +11,7 @@ export async function main(argv: readonly string[]): Promise<boolean> {
   try {
     const line = parseCommandLine(argv)
     if (line.kind === 'oclif') return false
-    return await runCheck(prepare(line.flags, line.words))
+    return await runCommand(line.flags, line.words)
   } catch (error) {
     failRun(error, argv)
   }

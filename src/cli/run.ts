@@ -6,14 +6,15 @@ import {DEFAULT_NEGATIVE_TTL, DEFAULT_POSITIVE_TTL, type OutcomeCache, type Ttls
 import {defaultCachePath, FileCache} from '../core/cache-file.js'
 import type {CheckOptions} from '../core/check.js'
 import {createChecker} from '../core/checker.js'
-import {escapeControls, FatalError, UsageError, type FailureKind} from '../core/errors.js'
-import {hostPort, MAX_TIMER_SECONDS, parseDnsServer, parseInteger, parseSeconds, parseServerList, parseStop, type HostPort} from '../core/grammar.js'
+import {escapeControls, FatalError, quote, UsageError, type FailureKind} from '../core/errors.js'
+import {hostPort, MAX_TIMER_SECONDS, type Entry, parseDnsServer, parseInteger, parseSeconds, parseServerList, parseStop, type HostPort} from '../core/grammar.js'
 import {createDnsClient, type DnsClient} from '../core/dns-client.js'
 import {mxResolver, parseMxDomain, type ResolveMx} from '../core/mx.js'
 import {DEFAULT_ATTEMPT_DELAY_MS} from '../core/race.js'
 import {formatEvent, formatMxEvent, formatSettings, stamp, toJson, type Settings} from '../core/report.js'
 import {dnsResolver, systemResolver, type Resolver} from '../core/resolve.js'
 import {DEFAULT_PORT, DEFAULT_TIMEOUT_S, type ParsedFlags} from './flags.js'
+import {recipe} from './recipe.js'
 
 const USAGE = 'usage: smtpdcheck [--stop {ip-addr|name}] [--timeout seconds] [options] [prio:]server ...'
 
@@ -21,6 +22,27 @@ const USAGE = 'usage: smtpdcheck [--stop {ip-addr|name}] [--timeout seconds] [op
 export function usage(): never {
   process.stderr.write(`${USAGE}\n`)
   process.exit(2)
+}
+
+/** The default command's parsed line → its run: `--print-recipe NAME`, or a check (exit 0, 1 or 2). */
+export async function runCommand(flags: ParsedFlags, words: readonly string[]): Promise<never> {
+  const name = flags['print-recipe']
+  if (name === undefined) return runCheck(prepare(flags, words))
+  const others = [...Object.keys(flags).filter((flag) => flag !== 'print-recipe').map((flag) => `--${flag}`), ...words]
+  if (others.length > 0) throw new UsageError(`--print-recipe takes nothing else: ${quote(others[0])}`)
+  await writeOut(recipe(name))
+  process.exit(0)
+}
+
+/**
+ * `smtpdcheck help` or `smtpdcheck version` (one word, no priority, no --mx): a host name that
+ * did not resolve is almost surely a forgotten `--`; the run says so instead of exiting 0.
+ */
+function lonelyOptionWord(run: Prepared, report: {lookups: ReadonlyMap<Entry, {outcome: string}>}): string | undefined {
+  const [entry, ...more] = run.options.entries
+  if (run.mx !== undefined || more.length > 0 || entry?.prio !== undefined || !/^(help|version)$/.test(entry?.name ?? '')) return undefined
+  const outcome = report.lookups.get(entry)?.outcome
+  return outcome === 'nxdomain' || outcome === 'no-address' ? entry.name : undefined
 }
 
 /** Everything a run needs, decided from the command line before anything is probed. */
@@ -161,10 +183,27 @@ export async function runCheck(run: Prepared): Promise<never> {
     onEvent: run.verbose ? (event) => warn(formatEvent(event)) : undefined,
     onMxEvent: run.verbose ? (event) => warn(formatMxEvent(event)) : undefined,
   })
+  const lonely = report.exitCode === 0 ? lonelyOptionWord(run, report) : undefined
+  if (lonely !== undefined) throw new UsageError(`no host ${quote(lonely)} (did you mean --${lonely}?)`)
   const answer = run.json ? `${JSON.stringify(toJson(report, mx, run.settings), null, 2)}\n` : report.winner ? `${report.winner.name}\n` : ''
   if (answer !== '') await writeOut(answer)
   await run.cache?.save()
   process.exit(report.exitCode)
+}
+
+/**
+ * Wait until what is already written to stdout is out (oclif's --help and --version print
+ * with console.log, which drops write errors): text that could not be written — a full
+ * disk, a closed pipe — is a system error, exit 2 with one line, as for an answer (SPEC §6).
+ */
+export function flushStdout(): Promise<void> {
+  return new Promise((resolve) => {
+    process.stdout.write('', (error) => {
+      const cause = process.stdout.errored ?? error
+      if (cause) fail(`system error: cannot write to standard output: ${cause.message}`)
+      resolve()
+    })
+  })
 }
 
 /** Write to stdout and wait until it is out; an answer that cannot be written is a system error. */

@@ -4,7 +4,7 @@ import {Command, Errors} from '@oclif/core'
 
 import {parseCommandLine} from '../cli/argv.js'
 import {FLAGS} from '../cli/flags.js'
-import {failRun, prepare, runCheck, usage} from '../cli/run.js'
+import {failRun, flushStdout, runCommand, usage} from '../cli/run.js'
 import {oclifFlags} from './oclif-flags.js'
 
 export default class Check extends Command {
@@ -32,12 +32,15 @@ Exit status: 1 and the server's name on stdout when one is available; 0 when non
     const line = parseCommandLine(this.argv)
     // --help / --version: oclif's parse prints them and exits 0.
     if (line.kind === 'oclif') await this.parse(Check)
-    else await runCheck(prepare(line.flags, line.words))
+    else await runCommand(line.flags, line.words)
   }
 
   override async catch(error: Error): Promise<never> {
-    // oclif's own exit (after help or version) passes through.
-    if (error instanceof Errors.ExitError) throw error
+    // oclif's own exit (after help or version) passes through, once what it printed is out.
+    if (error instanceof Errors.ExitError) {
+      await flushStdout()
+      throw error
+    }
     failRun(error, this.argv)
   }
 }

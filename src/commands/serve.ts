@@ -4,7 +4,7 @@ import {Command, Errors, loadHelpClass} from '@oclif/core'
 
 import {parseFlags} from '../cli/argv.js'
 import {SERVE_FLAGS, type ServeFlags} from '../cli/flags.js'
-import {fail, failure} from '../cli/run.js'
+import {fail, failure, flushStdout} from '../cli/run.js'
 import {prepareQuery, runQuery} from '../cli/query.js'
 import {prepareServe, runServe} from '../cli/serve.js'
 import {oclifFlags} from './oclif-flags.js'
@@ -22,8 +22,8 @@ Probes in flight are shared; outcomes are cached in memory (--positive-ttl 30 s,
   static override examples = [
     {description: 'Start it (systemd: contrib/smtpdcheck.service):', command: 'smtpdcheck serve --listen inet:127.0.0.1:10040 --cache-file /var/cache/smtpdcheck/cache.json'},
     {description: 'Ask it what Postfix would ask (prints the action; exit 1: defer, 0: DUNNO):', command: 'smtpdcheck serve --query inet:127.0.0.1:10040 --recipient user@example.org --server-address 192.0.2.25'},
-    {description: 'Postfix main.cf, in smtpd_recipient_restrictions after reject_unauth_destination:', command: 'check_policy_service { inet:127.0.0.1:10040, timeout=15s, default_action=DUNNO }'},
-    {description: 'Exim, in the RCPT ACL (see the README for the whole recipe):', command: 'defer condition = ${if match{${readsocket{inet:127.0.0.1:10040}{request=smtpd_access_policy\\nprotocol_state=RCPT\\nrecipient=$local_part@$domain\\nserver_address=$received_ip_address\\n\\n}{10s}{}{action=DUNNO}}}{^action=DEFER_IF_PERMIT}}'},
+    {description: 'Postfix main.cf, in smtpd_recipient_restrictions after reject_unauth_destination (smtpdcheck --print-recipe postfix):', command: 'check_policy_service { inet:127.0.0.1:10040, timeout=15s, default_action=DUNNO }'},
+    {description: "Exim: the RCPT ACL statement that asks it with ${readsocket} (defer with the server's message, else accept):", command: 'smtpdcheck --print-recipe exim-serve'},
   ]
   static override strict = false
   static override flags = oclifFlags(SERVE_FLAGS)
@@ -42,9 +42,11 @@ Probes in flight are shared; outcomes are cached in memory (--positive-ttl 30 s,
     const end = this.argv.includes('--') ? this.argv.indexOf('--') : this.argv.length
     if (this.argv.slice(0, end).some((word) => word !== '--version' && /^(--help|-[^-]*h)/.test(word))) {
       const Help = await loadHelpClass(this.config)
-      return new Help(this.config).showCommandHelp({...Serve, id: 'serve', flags: Serve.flags, args: {}} as never, [])
+      await new Help(this.config).showCommandHelp({...Serve, id: 'serve', flags: Serve.flags, args: {}} as never, [])
+    } else {
+      this.log(this.config.userAgent)
     }
-    this.log(this.config.userAgent)
+    await flushStdout()
   }
 
   override async catch(error: Error): Promise<never> {

@@ -1,13 +1,13 @@
-// Interop (issue 12): the README's Exim ${readsocket} recipe against `smtpdcheck serve`, run
+// Interop (issue 12): the Exim ${readsocket} recipe of the man page (contrib/exim-serve.conf) against `smtpdcheck serve`, run
 // for real. A private Exim daemon on 127.0.20.36 is a secondary MX whose RCPT ACL asks serve
-// (fixtures/interop/exim-policy.conf; the ACL statement is read from README.md). serve asks
+// (fixtures/interop/exim-policy.conf; the ACL statement is contrib/exim-serve.conf). serve asks
 // a DNS fixture on 127.0.20.1 (--dns-server): example.test's MX records are 10
 // mx1.example.test (127.0.20.37, a fixture primary) and 20 mx2.example.test (127.0.20.36,
 // Exim itself); best.test has them the other way round. An SMTP client talks to Exim up to RCPT.
-import {readFileSync} from 'node:fs'
 import {afterAll, beforeAll, describe, expect, it} from 'vitest'
 
 import {cannotRun, EXIM, startExim} from '../../fixtures/interop/servers.js'
+import {contrib} from '../../fixtures/recipes.js'
 import {startMxWorld} from '../serve-harness.js'
 import {rcptReply} from './smtp-client.js'
 
@@ -16,15 +16,15 @@ const PRIMARY = '127.0.20.37'
 const skip = cannotRun(EXIM, {root: true, user: 'Debian-exim'})
 if (skip) console.warn(`interop/exim-policy skipped: ${skip}`)
 
-/** The README's ACL statement for the policy server, word for word; only the port is serve's. */
-function readmeRecipe(port: number): string {
-  const readme = readFileSync(new URL('../../README.md', import.meta.url), 'utf8')
-  const section = readme.slice(readme.indexOf('## Use with Exim (policy server)'))
-  const block = /RCPT ACL[^\n]*\n\n((?: {4}[^\n]*\n)+)/.exec(section)
-  if (!block) throw new Error('README: no RCPT ACL block in "Use with Exim (policy server)"')
-  const recipe = block[1].replace(/^ {4}/gm, '').trimEnd()
-  if (!recipe.includes('inet:127.0.0.1:10040')) throw new Error('README: the recipe does not ask inet:127.0.0.1:10040')
-  return recipe.replace('inet:127.0.0.1:10040', `inet:127.0.20.1:${port}`)
+/**
+ * The man page's ACL statement for the policy server (contrib/exim-serve.conf, what
+ * `smtpdcheck --print-recipe exim-serve` prints; test/recipes.test.ts holds the copies
+ * equal), word for word but for the server's address: serve listens on 127.0.20.1.
+ */
+function manRecipe(port: number): string {
+  const recipe = contrib('exim-serve.conf')
+  if (!recipe.includes('inet:127.0.0.1:10040')) throw new Error('contrib/exim-serve.conf does not ask inet:127.0.0.1:10040')
+  return recipe.replace('inet:127.0.0.1:10040', `inet:127.0.20.1:${port}`).trimEnd()
 }
 
 describe.skipIf(skip !== undefined)(`Exim asking smtpdcheck serve through \${readsocket}${skip ? ` (skipped: ${skip})` : ''}`, () => {
@@ -36,7 +36,7 @@ describe.skipIf(skip !== undefined)(`Exim asking smtpdcheck serve through \${rea
     world = await startMxWorld(PRIMARY, SECONDARY)
     ;({primary, serve} = world)
     const {port} = serve
-    exim = await startExim(SECONDARY, {template: 'exim-policy.conf', values: {RECIPE: readmeRecipe(port)}})
+    exim = await startExim(SECONDARY, {template: 'exim-policy.conf', values: {RECIPE: manRecipe(port)}})
   }, 30_000)
   afterAll(async () => {
     await exim?.close()

@@ -1,49 +1,53 @@
-// Interop (issues 7, 11): the README's Exim recipe, run for real. A private Exim daemon is a
-// secondary MX on 127.0.0.36 whose RCPT ACL runs `smtpdcheck --stop $received_ip_address
-// --mx $domain` (fixtures/interop/exim-secondary.conf; the ACL statements are read from
-// README.md). Exim runs in a private mount namespace whose /etc/resolv.conf names a dnsmasq
-// fixture on 127.0.0.38:53 (the host's resolv.conf is untouched), so smtpdcheck's MX and
-// address lookups go there: example.test's MX records are 10 mx1.example.test (127.0.0.37,
-// a fixture primary) and 20 mx2.example.test (127.0.0.36, Exim itself).
-// An SMTP client talks to Exim up to RCPT. smtpdcheck is installed as README's "Install" says
-// (fixtures/install.js) into a 0755 prefix: Exim's user runs that, never the checkout (which
-// may sit in a 0700 directory). A second Exim (127.0.15.36) runs the same recipe with a fake
-// SMTPDCHECK that crashes (exit 1, a stack trace on stdout): the recipient is not deferred.
-import {chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync} from 'node:fs'
+// Interop (issues 7, 11, 19): the README's Exim recipe (contrib/exim.conf), run word for word
+// against the real Exim, with smtpdcheck installed where npm puts it: under /usr (Debian's
+// npm) and under /usr/local (npm's default). A private Exim daemon is a secondary MX whose
+// RCPT ACL is the recipe (fixtures/interop/exim-secondary.conf: its MAIN and RECIPE, read
+// from README.md). Exim runs in a private mount namespace whose /etc/resolv.conf names a
+// dnsmasq fixture on port 53, whose PREFIX holds the package installed by the README's
+// install lines (fixtures/install.js: an overlay; the real /usr and /usr/local never change)
+// and whose /var/cache is an empty tmpfs where the README's `install -d` makes the cache
+// directory. example.test's MX records are 10 mx1.example.test (a fixture primary on port 25,
+// as a real MX: the recipe names no port) and 20 mx2.example.test (Exim itself). An SMTP
+// client talks to Exim up to RCPT. A second Exim runs the same ACL with a fake SMTPDCHECK
+// that crashes (exit 1, a stack trace on stdout): the recipient is not deferred.
+import {chmodSync, mkdtempSync, rmSync, writeFileSync} from 'node:fs'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 import {afterAll, beforeAll, describe, expect, it} from 'vitest'
 
 import {cannotRun, DNSMASQ, EXIM, startDnsmasq, startExim} from '../../fixtures/interop/servers.js'
-import {installFromReadme} from '../../fixtures/install.js'
+import {cannotOverlay, installFromReadme} from '../../fixtures/install.js'
+import {eximRecipe, readmeBlocks} from '../../fixtures/recipes.js'
 import {startSmtp, until} from '../../fixtures/smtp.js'
 import {rcptReply} from './smtp-client.js'
 
-const SECONDARY = '127.0.0.36'
-const PRIMARY = '127.0.0.37'
-const RESOLVER = '127.0.0.38'
-const skip = cannotRun(EXIM, {root: true, user: 'Debian-exim', mountNamespace: true}) ?? cannotRun(DNSMASQ)
+const skip = cannotRun(EXIM, {root: true, user: 'Debian-exim', mountNamespace: true}) ?? cannotRun(DNSMASQ) ?? cannotOverlay()
 if (skip) console.warn(`interop/exim-secondary skipped: ${skip}`)
 
-/**
- * The README's Exim ACL statements, word for word: the indented block after "In the RCPT
- * ACL" in "Use with Exim", with the README's 4-space code indentation removed.
- */
-function readmeRecipe(): string {
-  const readme = readFileSync(new URL('../../README.md', import.meta.url), 'utf8')
-  const section = readme.slice(readme.indexOf('## Use with Exim'))
-  const block = /In the RCPT ACL[^\n]*\n\n((?: {4}[^\n]*\n)+)/.exec(section)
-  if (!block) throw new Error('README: no Exim RCPT ACL block in "Use with Exim"')
-  return block[1].replace(/^ {4}/gm, '').trimEnd()
+/** The README's Exim block is contrib/exim.conf; its two parts go where the conf says. */
+function readmeRecipe(): {main: string; acl: string} {
+  const [block] = readmeBlocks('Use with Exim')
+  const recipe = eximRecipe()
+  if (block !== recipe.main + recipe.acl) throw new Error('README: the Exim block is not contrib/exim.conf')
+  return recipe
 }
 
-describe.skipIf(skip !== undefined)(`Exim as a secondary MX running smtpdcheck${skip ? ` (skipped: ${skip})` : ''}`, () => {
+/** The README's command that makes the cache directory for Exim's user, word for word. */
+const cacheDirectory = () => readmeBlocks('A cache directory for the mail server')[0]
+
+describe.skipIf(skip !== undefined).each([
+  {prefix: '/usr', net: '127.30.36'},
+  {prefix: '/usr/local', net: '127.30.37'},
+] as const)(`Exim as a secondary MX running smtpdcheck installed under $prefix${skip ? ` (skipped: ${skip})` : ''}`, ({prefix, net}) => {
+  const SECONDARY = `${net}.36`
+  const PRIMARY = `${net}.37`
+  const RESOLVER = `${net}.38`
   let dns: Awaited<ReturnType<typeof startDnsmasq>>
   let primary: Awaited<ReturnType<typeof startSmtp>>
   let exim: Awaited<ReturnType<typeof startExim>>
   let installed: Awaited<ReturnType<typeof installFromReadme>>
   beforeAll(async () => {
-    installed = await installFromReadme()
+    installed = await installFromReadme({prefix})
     // best.test: Exim is the most preferred MX. nomx.test: NXDOMAIN. plain.test: an address
     // (the primary's), no MX: the implicit MX. junk.test: an exchange smtpdcheck skips, then
     // Exim. broken.example: outside the fixture's zone, no upstream: dnsmasq refuses it.
@@ -54,13 +58,15 @@ describe.skipIf(skip !== undefined)(`Exim as a secondary MX running smtpdcheck${
       options: ['example.test,mx1.example.test,10', 'example.test,mx2.example.test,20', 'best.test,mx2.example.test,10',
         'best.test,mx1.example.test,20', 'junk.test,bad_name.test,10', 'junk.test,mx2.example.test,20'].map((mx) => `--mx-host=${mx}`),
     })
-    primary = await startSmtp({host: PRIMARY, greeting: '220 primary.test ESMTP\r\n'})
+    primary = await startSmtp({host: PRIMARY, port: 25, greeting: '220 primary.test ESMTP\r\n'})
+    const {main, acl} = readmeRecipe()
     exim = await startExim(SECONDARY, {
       template: 'exim-secondary.conf',
-      values: {NODE: process.execPath, BIN: join(installed.packageDir, 'bin', 'run.js'), PRIMARY_PORT: primary.port, RECIPE: readmeRecipe()},
+      values: {MAIN: main, RECIPE: acl},
       resolvConf: `nameserver ${RESOLVER}\noptions timeout:1 attempts:1\n`,
+      setup: `${installed.setup} && ${cacheDirectory().trimEnd()}`, // sh reads its \⏎ as the README's reader's shell does
     })
-  }, 300_000)
+  }, 600_000)
   afterAll(async () => {
     await exim?.close()
     await primary?.close()
@@ -80,11 +86,11 @@ describe.skipIf(skip !== undefined)(`Exim as a secondary MX running smtpdcheck${
     expect(primary.connections.length).toBe(probes)
   })
 
-  it('the recipe is the README\'s, one command without a shell wrapper', () => {
-    const recipe = readmeRecipe()
-    expect(recipe).toContain('${run{SMTPDCHECK --stop $received_ip_address --mx $domain}{}{$value}}')
-    expect(recipe).toContain('{match{$acl_m_smtpdcheck}{')
-    expect(recipe).not.toMatch(/\/bin\/sh|dnsdb/)
+  it('the recipe is the README\'s, one command without a shell wrapper, no installation path in it', () => {
+    const {main, acl} = readmeRecipe()
+    expect(acl.replace(/ \\\n\s*/g, ' ')).toContain('${run{SMTPDCHECK --stop $received_ip_address --mx $domain}{}{$value}}')
+    expect(acl).toContain('{match{$acl_m_smtpdcheck}{')
+    expect(main + acl).not.toMatch(/\/bin\/sh|dnsdb|\/usr\/local\/lib|\/usr\/lib/)
   })
 
   it('no MX record (an address only): the implicit MX is the domain itself, not this host → accepted, nothing probed (SPEC §10: the local host must be found to defer)', async () => {
@@ -141,8 +147,8 @@ describe.skipIf(skip !== undefined)(`the recipe with a crashing SMTPDCHECK${skip
     dir = mkdtempSync(join(tmpdir(), 'ux-exim-crash-'))
     chmodSync(dir, 0o755)
     writeFileSync(join(dir, 'crash.sh'), CRASH, {mode: 0o755})
-    // The template's command is `@NODE@ @BIN@ --port … --cache-file …`: here `/bin/sh crash.sh …`.
-    exim = await startExim('127.0.15.36', {template: 'exim-secondary.conf', values: {NODE: '/bin/sh', BIN: join(dir, 'crash.sh'), PRIMARY_PORT: 1, RECIPE: readmeRecipe()}})
+    // The recipe's SMTPDCHECK macro is `… smtpdcheck --cache-file …`: here `/bin/sh crash.sh`.
+    exim = await startExim('127.30.38.36', {template: 'exim-secondary.conf', values: {MAIN: `SMTPDCHECK = /bin/sh ${join(dir, 'crash.sh')}`, RECIPE: readmeRecipe().acl}})
   }, 30_000)
   afterAll(async () => {
     await exim?.close()

@@ -1,6 +1,6 @@
 // Interop (issue 12): a private Postfix on 127.0.20.40 is a secondary MX (relay_domains) whose
-// smtpd_recipient_restrictions ask `smtpdcheck serve` with the README's check_policy_service
-// line (port replaced) after reject_unauth_destination. serve asks a DNS fixture on
+// smtpd_recipient_restrictions ask `smtpdcheck serve` with the README's main.cf lines
+// (contrib/postfix-main.cf; the policy server's address replaced). serve asks a DNS fixture on
 // 127.0.20.1 (--dns-server): example.test's MX records are 10 mx1.example.test (127.0.20.41,
 // a fixture primary) and 20 mx2.example.test (127.0.20.40, Postfix itself); best.test has
 // them the other way round. Nothing is delivered (relay_transport is an error transport and
@@ -11,6 +11,7 @@ import {afterAll, beforeAll, describe, expect, it} from 'vitest'
 
 import {startDns} from '../../fixtures/dns.js'
 import {cannotRun, POSTFIX, startPostfix} from '../../fixtures/interop/servers.js'
+import {contrib, readmeBlocks} from '../../fixtures/recipes.js'
 import {startSmtp} from '../../fixtures/smtp.js'
 import {BIN} from '../cli.js'
 import {mxZone, startMxWorld, startServe} from '../serve-harness.js'
@@ -21,24 +22,32 @@ const PRIMARY = '127.0.20.41'
 const skip = cannotRun(POSTFIX, {root: true, user: 'postfix'})
 if (skip) console.warn(`interop/postfix-policy skipped: ${skip}`)
 
-/** The README's check_policy_service restriction, word for word; only the port is serve's. */
+/**
+ * The README's main.cf lines (contrib/postfix-main.cf), word for word but for the policy
+ * server's address: serve listens on 127.0.20.1 at a port of its own.
+ */
 function readmePolicy(port: number): string {
-  const readme = readFileSync(new URL('../../README.md', import.meta.url), 'utf8')
-  const section = readme.slice(readme.indexOf('## Use with Postfix'))
-  const line = /^ {8}(check_policy_service \{ inet:127\.0\.0\.1:10040, [^}]*\})$/m.exec(section)
-  if (!line) throw new Error('README: no check_policy_service line in "Use with Postfix"')
-  return line[1].replace('inet:127.0.0.1:10040', `inet:127.0.20.1:${port}`)
+  const block = readmeBlocks('Use with Postfix').find((text: string) => text.includes('check_policy_service'))
+  if (!block) throw new Error('README: no check_policy_service block in "Use with Postfix"')
+  if (block !== contrib('postfix-main.cf')) throw new Error('README: the Postfix block is not contrib/postfix-main.cf')
+  if (!block.includes('inet:127.0.0.1:10040')) throw new Error('README: the recipe does not ask inet:127.0.0.1:10040')
+  return block.replace('inet:127.0.0.1:10040', `inet:127.0.20.1:${port}`).trimEnd()
 }
 
-/** main.cf of a secondary MX for example.test and best.test that asks `policy` after reject_unauth_destination. */
-function secondaryMain(policy: string): string {
+/**
+ * main.cf of a secondary MX for example.test and best.test whose smtpd_recipient_restrictions
+ * are `restrictions` (a main.cf fragment, as readmePolicy gives it). The recipe permits
+ * mynetworks first: the test's client (127.0.0.1) must not be in it.
+ */
+function secondaryMain(restrictions: string): string {
   return [
     'relay_domains = example.test best.test',
     'local_recipient_maps =',
     'alias_maps =',
     'smtpd_reject_unlisted_recipient = no',
     'smtpd_relay_restrictions = reject_unauth_destination',
-    `smtpd_recipient_restrictions = reject_unauth_destination, ${policy}`,
+    'mynetworks = 192.0.2.1/32',
+    restrictions,
   ].join('\n')
 }
 
@@ -111,7 +120,7 @@ describe.skipIf(skip !== undefined)(`Postfix spawning smtpdcheck serve --stdio${
     postfix = await startPostfix(SPAWN_SECONDARY, {
       smtpd: true,
       master: `policy unix - n n - 0 spawn user=nobody argv=${process.execPath} ${BIN} serve --stdio --dns-server ${dns.address} --port ${primary.port}`,
-      main: secondaryMain('check_policy_service { unix:private/policy, timeout=15s, default_action=DUNNO }'),
+      main: secondaryMain('smtpd_recipient_restrictions = reject_unauth_destination, check_policy_service { unix:private/policy, timeout=15s, default_action=DUNNO }'),
     })
   }, 30_000)
   afterAll(async () => {
@@ -174,7 +183,9 @@ describe.skipIf(skip !== undefined)(`Postfix behind NAT asking serve --stop <pub
         'alias_maps =',
         'smtpd_reject_unlisted_recipient = no',
         'smtpd_relay_restrictions = reject_unauth_destination',
-        `smtpd_recipient_restrictions = reject_unauth_destination, ${readmePolicy(serve.port)}`,
+        // The recipe permits mynetworks first; the test's client (127.0.0.1) must not be in it.
+        'mynetworks = 192.0.2.1/32',
+        readmePolicy(serve.port),
       ].join('\n'),
     })
   }, 30_000)

@@ -1,7 +1,9 @@
 // contrib/smtpdcheck.service: `systemd-analyze verify` accepts it (when systemd-analyze is
-// present). verify insists that ExecStart's binary exists and is executable, so the test
-// verifies a copy whose ExecStart names this checkout's bin/run.js instead of
-// /usr/local/bin/smtpdcheck; everything else is the shipped text.
+// present). ExecStart names `smtpdcheck` without a directory (systemd finds it on its PATH,
+// wherever npm installed it: issue 19). verify insists that ExecStart's binary exists, so
+// this test verifies a copy whose ExecStart names this checkout's bin/run.js; everything
+// else is the shipped text. The shipped text itself, with the package installed under /usr
+// and /usr/local, is verified in test/install-prefixes.test.ts.
 import {execFile} from 'node:child_process'
 import {mkdtempSync, readFileSync, writeFileSync} from 'node:fs'
 import {tmpdir} from 'node:os'
@@ -13,7 +15,7 @@ import {parseListen} from '../../src/policy/listen.js'
 import {BIN} from '../cli.js'
 
 const UNIT = readFileSync(new URL('../../contrib/smtpdcheck.service', import.meta.url), 'utf8')
-const INSTALLED = '/usr/local/bin/smtpdcheck'
+const INSTALLED = 'smtpdcheck'
 const run = promisify(execFile)
 
 async function hasAnalyze(): Promise<boolean> {
@@ -24,7 +26,7 @@ async function hasAnalyze(): Promise<boolean> {
 async function verify(text: string): Promise<{ok: boolean; stderr: string}> {
   const dir = mkdtempSync(join(tmpdir(), 'smtpdcheck-unit-'))
   const file = join(dir, 'smtpdcheck.service')
-  writeFileSync(file, text.replaceAll(INSTALLED, BIN))
+  writeFileSync(file, text.replaceAll(`ExecStart=${INSTALLED} `, `ExecStart=${BIN} `))
   return run('systemd-analyze', ['verify', '--man=no', file]).then(
     ({stderr}) => ({ok: stderr.trim() === '', stderr}),
     (error: {stderr: string}) => ({ok: false, stderr: error.stderr}),
