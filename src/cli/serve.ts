@@ -11,7 +11,7 @@ import {SERVE_DNS_CACHE} from '../core/dns-cache.js'
 import {FatalError, quote, UsageError} from '../core/errors.js'
 import {parseInteger, parseStop} from '../core/grammar.js'
 import {mxResolver} from '../core/mx.js'
-import {formatEvent, formatMxEvent} from '../core/report.js'
+import {formatEvent, formatMxEvent, reasonOf} from '../core/report.js'
 import {parseListen, parseSocketMode, type Listen} from '../policy/listen.js'
 import {startPolicyServer, type Decide, type Decision, type PolicyServer} from '../policy/server.js'
 import {SERVE_POSITIVE_TTL, type ServeFlags} from './flags.js'
@@ -93,11 +93,9 @@ export function stderrLog(): Log {
 export function decisionOf({report, mx}: Checked): Decision {
   const attempts = report.servers.flatMap((s) => s.attempts)
   const cached = attempts.length > 0 && attempts.every((a) => a.outcome === 'cached')
-  if (report.winner) return {server: report.winner.name, note: 'available', cached}
-  if (mx?.outcome === 'null') return {note: 'null MX', probed: false}
-  if (mx?.outcome === 'nxdomain') return {note: 'no such domain', probed: false}
-  if (report.selection.candidates.length === 0) return {note: 'no more preferred MX', probed: false}
-  return {note: `no more preferred MX is up (${report.selection.candidates.length} tried)`, cached}
+  const {reason, probed} = reasonOf(report, mx)
+  if (report.winner) return {server: report.winner.name, note: reason, cached}
+  return probed ? {note: reason, cached} : {note: reason, probed: false}
 }
 
 /** How long serve reuses a decision for the same domain and local host, at most (ms). */
