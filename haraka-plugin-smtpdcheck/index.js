@@ -9,7 +9,10 @@
 let library
 
 exports.register = function () {
-  library ??= import('smtpdcheck')
+  if (library === undefined) {
+    library = import('smtpdcheck')
+    library.catch((error) => this.logcrit(`cannot load the smtpdcheck library (recipients go unchecked): ${error.message}`))
+  }
   this.load_smtpdcheck_ini()
   // Before the plugin that accepts recipients (rcpt_to.in_host_list, qmail-deliverable, …),
   // whatever their order in config/plugins: a recipient it accepts is past every later hook.

@@ -135,6 +135,9 @@ for (const domain of ['up.example', 'down.example', 'best.example']) {
 }
 const words = await check({...options, servers: ['10:127.60.1.3', '20:127.60.1.1', '30:127.60.1.2']})
 out.words = {server: words.server, reason: words.reason, exitCode: words.exitCode}
+// One identity written two ways is one identity (normalised as --stop is).
+const same = await check({...options, identities: ['127.60.1.2', '::ffff:127.60.1.2'], servers: ['10:127.60.1.1', '20:127.60.1.2']})
+out.same = same.report.selection
 console.log(JSON.stringify(out))
 `,
       env,
@@ -143,6 +146,7 @@ console.log(JSON.stringify(out))
     expect(json['down.example']).toMatchObject({server: null, reason: 'no more preferred MX is up (1 tried)', exitCode: 0})
     expect(json['best.example']).toMatchObject({server: null, reason: 'no more preferred MX', exitCode: 0})
     expect(json.words).toEqual({server: '127.60.1.1', reason: 'available', exitCode: 1})
+    expect(json.same).toMatchObject({candidates: ['127.60.1.1'], local: ['127.60.1.2']})
     // The report is the command's --json document for the same question.
     for (const domain of ['up.example', 'down.example']) {
       const cli = await exec(process.execPath, [join(ROOT, 'bin/run.js'), '--json', '--no-cache', '--stop', '127.60.1.2', '--port', env.PORT, '--dns-server', env.DNS, '--timeout', '5', '--mx', domain]).catch((error: {stdout: string}) => error)

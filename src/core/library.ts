@@ -12,7 +12,7 @@ import type {CheckOptions as CoreOptions} from './check.js'
 import {createChecker as coreChecker, longLived, type Checked, type Checker as CoreChecker, type CheckerSettings, type Request} from './checker.js'
 import {SERVE_DNS_CACHE} from './dns-cache.js'
 import {FatalError, quote, UsageError} from './errors.js'
-import {hostPort, parseDnsServer, parseServerList, parseStop, type HostPort} from './grammar.js'
+import {canonicalName, hostPort, parseDnsServer, parseServerList, parseStop, type HostPort} from './grammar.js'
 import {mxResolver, parseMxDomain, type ResolveMx} from './mx.js'
 import {probeSettings, SERVE_POSITIVE_TTL, ttlsFrom} from './options.js'
 import {formatEvent, formatMxEvent, formatSettings, reasonOf, toJson, type Settings} from './report.js'
@@ -95,15 +95,17 @@ export interface Checker {
 const now = () => performance.now()
 
 /**
- * The local host's identities → the check's stop. Adapter to the core of today, which takes
- * one identity: more than one distinct identity is refused until it takes a list (then:
- * every identity parsed, the list passed as it is).
+ * The local host's identities → the check's stop, each checked by `--stop`'s rule. Adapter to
+ * the core of today, which takes one identity: more than one distinct identity is refused
+ * until it takes a list (then: the parsed list, as it is).
  */
-function stopOf(identities: readonly string[]): CoreOptions['stop'] {
-  const distinct = [...new Set(identities)]
-  if (distinct.some((identity) => typeof identity !== 'string')) throw new UsageError('identities must be strings (addresses or host names)')
-  if (distinct.length > 1) throw new UsageError(`more than one identity (${distinct.map(quote).join(', ')}) is not supported yet`)
-  return distinct.length === 0 ? undefined : parseStop(distinct[0])
+function stopOf(identities: unknown): CoreOptions['stop'] {
+  if (!Array.isArray(identities) || identities.some((identity) => typeof identity !== 'string')) {
+    throw new UsageError('identities must be an array of addresses or host names (strings)')
+  }
+  const parsed = new Map(identities.map((text: string) => parseStop(text)).map((stop) => ['address' in stop ? stop.address : canonicalName(stop.name), stop]))
+  if (parsed.size > 1) throw new UsageError(`more than one identity (${[...parsed.keys()].map(quote).join(', ')}) is not supported yet`)
+  return parsed.values().next().value
 }
 
 /** The question's list: its server words or its MX domain (one of them), checked before anything is asked. */
@@ -159,7 +161,8 @@ function settingsOf(settings: CheckerSettings, dns: DnsClient, cache: string | n
 /** One question to a core checker → its verdict; an aborted question rejects with its signal's reason. */
 async function ask(checker: CoreChecker, question: Question, identities: readonly string[], settings: Settings, signal?: AbortSignal): Promise<Verdict> {
   const list = listOf(question)
-  const stop = stopOf([...(question.identities ?? []), ...identities])
+  const own = question.identities ?? []
+  const stop = stopOf(Array.isArray(own) ? [...own, ...identities] : own)
   const trace = question.onTrace
   signal?.throwIfAborted()
   trace?.(formatSettings(settings))
@@ -212,7 +215,6 @@ export async function check(options: CheckOptions): Promise<Verdict> {
 export function createChecker(options: CheckerOptions = {}): Checker {
   const settings: CheckerSettings = {...probeSettings(options), sequential: false}
   const identities = options.identities ?? []
-  if (!Array.isArray(identities)) throw new UsageError('identities must be an array of addresses or host names')
   stopOf(identities) // checked now, not at the first question
   const ttls = ttlsFrom(options.cache || {}, SERVE_POSITIVE_TTL)
   const cache: OutcomeCache | undefined = options.cache === false ? undefined : new MemoryCache(ttls, Date.now, settings.timeoutMs)
