@@ -138,6 +138,13 @@ out.words = {server: words.server, reason: words.reason, exitCode: words.exitCod
 // One identity written two ways is one identity (normalised as --stop is).
 const same = await check({...options, identities: ['127.60.1.2', '::ffff:127.60.1.2'], servers: ['10:127.60.1.1', '20:127.60.1.2']})
 out.same = same.report.selection
+// cacheFile: the second run skips the address the first found down (--negative-ttl 60).
+const {mkdtempSync, rmSync} = await import('node:fs')
+const cacheDir = mkdtempSync((await import('node:os')).tmpdir() + '/smtpdcheck-cache-')
+const cacheFile = cacheDir + '/cache.json'
+out.cached = []
+for (let run = 0; run < 2; run++) out.cached.push((await check({...options, mx: 'down.example', cacheFile})).report.entries[0].attempts.map((a) => a.outcome))
+rmSync(cacheDir, {recursive: true})
 console.log(JSON.stringify(out))
 `,
       env,
@@ -146,6 +153,7 @@ console.log(JSON.stringify(out))
     expect(json['down.example']).toMatchObject({server: null, reason: 'no more preferred MX is up (1 tried)', exitCode: 0})
     expect(json['best.example']).toMatchObject({server: null, reason: 'no more preferred MX', exitCode: 0})
     expect(json.words).toEqual({server: '127.60.1.1', reason: 'available', exitCode: 1})
+    expect(json.cached).toEqual([['refused'], ['cached']])
     expect(json.same).toMatchObject({candidates: ['127.60.1.1'], local: ['127.60.1.2']})
     // The report is the command's --json document for the same question.
     for (const domain of ['up.example', 'down.example']) {
