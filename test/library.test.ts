@@ -47,6 +47,16 @@ function timeless(value: unknown): unknown {
   return Object.fromEntries(Object.entries(value).filter(([key]) => !/Ms$/.test(key)).map(([key, v]) => [key, timeless(v)]))
 }
 
+describe('npm pack', () => {
+  it("holds the library's dist and types, not the Haraka plugin's directory; the plugin's tarball holds the plugin", async () => {
+    const list = async (tarball: string) => (await exec('tar', ['-tzf', tarball])).stdout.split('\n').filter(Boolean)
+    const library = await list(consumer.tarballs.library)
+    expect(library).toEqual(expect.arrayContaining(['package/dist/index.js', 'package/dist/index.d.ts', 'package/dist/core/library.d.ts', 'package/bin/run.js', 'package/dist/smtpdcheck.cjs']))
+    expect(library.filter((file) => file.includes('haraka'))).toEqual([])
+    expect((await list(consumer.tarballs.plugin)).sort()).toEqual(['package/README.md', 'package/config/smtpdcheck.ini', 'package/index.js', 'package/package.json'])
+  })
+})
+
 describe('import', () => {
   it('has no side effect: no listener, handle, timer, output or exit; only the public names; no deep import', async () => {
     const {json, exitAfterOutputMs} = await runJson(

@@ -72,6 +72,7 @@ beforeAll(async () => {
       'example.org': {MX: [[10, 'mx1.example.org'], [20, 'mx2.example.org']]},
       'example.net': {MX: [[10, 'mx2.example.org'], [20, 'mx1.example.org']]},
       'broken.example': {servfail: true},
+      'hang.example': {silent: true},
       'mx1.example.org': {A: [PRIMARY]},
       'mx2.example.org': {A: [SECONDARY]},
     },
@@ -84,7 +85,7 @@ beforeAll(async () => {
   const config = join(harakaDir, 'config')
   writeFileSync(join(config, 'smtp.ini'), `listen=${SECONDARY}:${primary.port}\npublic_ip=${SECONDARY}\nnodes=0\n`)
   writeFileSync(join(config, 'me'), 'mx2.example.org\n')
-  writeFileSync(join(config, 'host_list'), 'example.org\nexample.net\nbroken.example\n')
+  writeFileSync(join(config, 'host_list'), 'example.org\nexample.net\nbroken.example\nhang.example\n')
   writeFileSync(join(harakaDir, 'plugins', 'loopback_rdns.js'), "exports.hook_lookup_rdns = (next) => next(OK, 'localhost')\n")
   const plugins = readFileSync(join(config, 'plugins'), 'utf8').split('\n').filter((line) => !/^(mail_from\.is_resolvable|queue\/)/.test(line))
   writeFileSync(join(config, 'plugins'), ['loopback_rdns', ...plugins].join('\n'))
@@ -95,7 +96,7 @@ beforeAll(async () => {
     .replace(/^timeout=10$/m, 'timeout=3')
     .replace(/^positive_ttl=30$/m, 'positive_ttl=0') // the primary's going down is seen at once
   writeFileSync(ini, settings)
-  appendFileSync(ini, 'example.net\nbroken.example\n')
+  appendFileSync(ini, 'example.net\nbroken.example\nhang.example\n')
 
   haraka = spawn(process.execPath, [HARAKA_BIN, '-c', harakaDir], {cwd: harakaDir, env, detached: true, stdio: ['ignore', 'pipe', 'pipe']})
   haraka.stdout!.on('data', (d) => (log += d))
@@ -129,6 +130,13 @@ describe('Haraka as a secondary MX with haraka-plugin-smtpdcheck', () => {
   it('fails open: an MX lookup that fails lets the recipient through, logged as a warning', async () => {
     expect(await rcpt('user@broken.example')).toMatch(/^250 /)
     expect(log).toMatch(/\[WARN\].*\[smtpdcheck\] domain="broken\.example" decision=accept reason="fail open: FatalError: .*broken\.example/)
+  })
+
+  it('fails open on a timeout: an MX lookup that never gets an answer lets the recipient through within the timeout (3 s)', async () => {
+    const started = Date.now()
+    expect(await rcpt('user@hang.example')).toMatch(/^250 /)
+    expect(Date.now() - started).toBeLessThan(10_000)
+    expect(log).toMatch(/\[WARN\].*\[smtpdcheck\] domain="hang\.example" decision=accept reason="fail open: /)
   })
 
   it('RCPT gets 250 once the primary is down', async () => {
