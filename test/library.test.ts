@@ -148,6 +148,11 @@ out.words = {server: words.server, reason: words.reason, exitCode: words.exitCod
 // One identity written two ways is one identity (normalised as --stop is).
 const same = await check({...options, identities: ['127.60.1.2', '::ffff:127.60.1.2'], servers: ['10:127.60.1.1', '20:127.60.1.2']})
 out.same = same.report.selection
+// Identities (NAT): the address reached (.9) is not in DNS; the public name is.
+const nat = {...options, mx: 'up.example'}
+out.natFound = (await check({...nat, identities: ['127.60.1.9', 'me.example']})).server
+const notFound = await check({...nat, identities: ['127.60.1.9']})
+out.natNotFound = {server: notFound.server, reason: notFound.reason}
 // cacheFile: the second run skips the address the first found down (--negative-ttl 60).
 const {mkdtempSync, rmSync} = await import('node:fs')
 const cacheDir = mkdtempSync((await import('node:os')).tmpdir() + '/smtpdcheck-cache-')
@@ -163,6 +168,8 @@ console.log(JSON.stringify(out))
     expect(json['down.example']).toMatchObject({server: null, reason: 'no more preferred MX is up (1 tried)', exitCode: 0})
     expect(json['best.example']).toMatchObject({server: null, reason: 'no more preferred MX', exitCode: 0})
     expect(json.words).toEqual({server: '127.60.1.1', reason: 'available', exitCode: 1})
+    expect(json.natFound).toBe('mx-up.example')
+    expect(json.natNotFound).toEqual({server: null, reason: 'local host not among the MX (no identity of this host is listed)'})
     expect(json.cached).toEqual([['refused'], ['cached']])
     expect(json.same).toMatchObject({candidates: ['127.60.1.1'], local: ['127.60.1.2']})
     // The report is the command's --json document for the same question.

@@ -7,10 +7,13 @@
 import fc from 'fast-check'
 import {afterAll, beforeAll, describe, expect, it} from 'vitest'
 
+import {attemptSmtp} from '../src/core/attempt.js'
+import {createChecker} from '../src/core/checker.js'
 import {lookupMx, mxResolver} from '../src/core/mx.js'
-import {parseDnsServer} from '../src/core/grammar.js'
+import {parseDnsServer, parseStop} from '../src/core/grammar.js'
+import {dnsServerResolver} from '../src/core/resolve.js'
 import {startDns} from '../fixtures/dns.js'
-import {closedPort} from '../fixtures/smtp.js'
+import {closedPort, startSmtp} from '../fixtures/smtp.js'
 import {runCli} from './cli.js'
 
 type Kind = 'name' | 'dot' | 'lit4' | 'lit6' | 'junk'
@@ -58,7 +61,7 @@ function model(domain: string, a: Answer): string[] {
     const key = r.exchange.toLowerCase()
     if (seen.has(key)) continue
     seen.add(key)
-    words.push(`${r.prio}:${r.kind === 'lit6' ? `[${r.exchange}]` : r.exchange}`)
+    words.push(`${r.prio}:${r.exchange}`) // an IPv6 literal too: printed as the record has it
   }
   return words
 }
@@ -127,4 +130,139 @@ describe('--mx: the entries reaching selection equal the SPEC §10 model', () =>
       {numRuns: 25},
     )
   }, 60_000)
+})
+
+// ---- Identities and the not-found rule (SPEC §3, §10; issue 18): generated MX lists in
+// which this host appears by its public address (NAT), by the address it sees itself at, by
+// the name given to --stop, under its own name that fails to resolve, or not at all; the
+// verdict must equal a table written from the SPEC. Real DNS (fixture), real probes.
+
+type Role = 'nat' | 'priv' | 'ownname' | 'servfail' | 'nxdomain' | 'silent' | 'up' | 'down'
+type Identity = 'private' | 'public' | 'name'
+interface Scenario {records: Array<{prio: number; role: Role}>; identities: Identity[]}
+
+const PRIV = '127.20.5.92'
+const PUB = '127.20.5.93'
+const UP = '127.20.5.10'
+const DOWN = '127.20.5.11'
+const SELF = 'self.ids.test'
+
+const scenario: fc.Arbitrary<Scenario> = fc.record({
+  records: fc.array(fc.record({
+    prio: fc.integer({min: 0, max: 3}),
+    role: fc.oneof(
+      {weight: 3, arbitrary: fc.constantFrom<Role>('nat', 'priv', 'ownname')},
+      {weight: 2, arbitrary: fc.constantFrom<Role>('servfail', 'nxdomain')},
+      {weight: 1, arbitrary: fc.constant<Role>('silent')},
+      {weight: 6, arbitrary: fc.constantFrom<Role>('up', 'down')},
+    ),
+  }), {minLength: 1, maxLength: 5}),
+  // The NAT mistake (only the private address given) weighted up so that it is common.
+  identities: fc.oneof({weight: 1, arbitrary: fc.constant<Identity[]>(['private'])}, {weight: 3, arbitrary: fc.subarray<Identity>(['private', 'public', 'name'])}),
+})
+
+/** The exchange of record j of a case (each its own name, except this host's shared name). */
+const exchangeOf = (domain: string, role: Role, j: number) => (role === 'ownname' ? SELF : `${role}${j}.${domain}`)
+
+/** SPEC §3/§10 as a table: the names that may be printed (exit 1), or [] for exit 0. */
+function expectedWinners(domain: string, s: Scenario): string[] {
+  const stopAddresses = new Set([...(s.identities.includes('private') ? [PRIV] : []), ...(s.identities.includes('public') || s.identities.includes('name') ? [PUB] : [])])
+  // §2: the same host twice is one entry, at its lowest priority; the list is in preference order.
+  const byName = new Map<string, {prio: number; role: Role}>()
+  for (const [j, r] of s.records.entries()) {
+    const name = exchangeOf(domain, r.role, j)
+    const seen = byName.get(name)
+    if (!seen || r.prio < seen.prio) byName.set(name, {prio: r.prio, role: r.role})
+  }
+  const entries = [...byName].map(([name, r]) => {
+    const address = r.role === 'nat' || r.role === 'ownname' ? PUB : r.role === 'priv' ? PRIV : undefined
+    // "An entry is the local host when its host equals a stop name or any of its resolved addresses equals any stop address."
+    const local = (s.identities.includes('name') && name === SELF) || (address !== undefined && stopAddresses.has(address))
+    return {name, prio: r.prio, role: r.role, local}
+  })
+  const locals = entries.filter((e) => e.local)
+  if (locals.length === 0) return s.identities.length > 0 ? [] : entries.filter((e) => e.role === 'up').map((e) => e.name)
+  const P = Math.min(...locals.map((e) => e.prio))
+  return entries.filter((e) => !e.local && e.prio < P && e.role === 'up').map((e) => e.name)
+}
+
+/** Which branches a scenario reaches (each must be generated). */
+function scenarioBranches(domain: string, s: Scenario): string[] {
+  const hit: string[] = []
+  const roles = new Set(s.records.map((r) => r.role))
+  const winners = expectedWinners(domain, s)
+  if (s.identities.length === 0) hit.push('no identity')
+  else if (expectedWinners(domain, {...s, identities: []}).length > 0 && winners.length === 0) hit.push('accept where "every MX" would defer')
+  if (roles.has('nat') && s.identities.includes('private') && !s.identities.includes('public') && !s.identities.includes('name')) hit.push('NAT, public identity not given')
+  if (roles.has('nat') && s.identities.includes('private') && s.identities.length > 1) hit.push('NAT, both identities')
+  if ([...roles].some((r) => r === 'servfail' || r === 'nxdomain' || r === 'silent') && s.identities.length > 0) hit.push('own name unresolvable')
+  if (roles.has('ownname') && s.identities.includes('name')) hit.push('found by name')
+  hit.push(winners.length > 0 ? 'defer' : 'accept')
+  return hit
+}
+
+const SCENARIO_BRANCHES = ['no identity', 'accept where "every MX" would defer', 'NAT, public identity not given', 'NAT, both identities', 'own name unresolvable', 'found by name', 'defer', 'accept']
+
+describe('identities and the not-found rule: generated MX lists against the SPEC §3/§10 table', () => {
+  const zone: Record<string, {MX?: Array<[number, string]>; A?: string[]; servfail?: boolean; nxdomain?: boolean; silent?: boolean}> = {[SELF]: {A: [PUB]}}
+  let dns: Awaited<ReturnType<typeof startDns>>
+  let up: Awaited<ReturnType<typeof startSmtp>>
+  let serial = 0
+  const serveCase = (s: Scenario) => {
+    const domain = `ids${serial++}.test`
+    zone[domain] = {MX: s.records.map((r, j) => [r.prio, exchangeOf(domain, r.role, j)])}
+    for (const [j, r] of s.records.entries()) {
+      const name = exchangeOf(domain, r.role, j)
+      if (r.role === 'nat') zone[name] = {A: [PUB]}
+      else if (r.role === 'priv') zone[name] = {A: [PRIV]}
+      else if (r.role === 'up') zone[name] = {A: [UP]}
+      else if (r.role === 'down') zone[name] = {A: [DOWN]}
+      else if (r.role === 'servfail') zone[name] = {servfail: true}
+      else if (r.role === 'nxdomain') zone[name] = {nxdomain: true}
+      else if (r.role === 'silent') zone[name] = {silent: true}
+    }
+    return domain
+  }
+  const stopsOf = (s: Scenario) => s.identities.map((id) => (id === 'private' ? PRIV : id === 'public' ? PUB : SELF))
+  beforeAll(async () => {
+    dns = await startDns(zone, {host: '127.20.5.53'})
+    up = await startSmtp({host: UP, greeting: '220 up\r\n'})
+  })
+  afterAll(async () => {
+    await dns?.close()
+    await up?.close()
+  })
+
+  it('in-process (the checker --mx and serve share): every generated list, every branch reached', async () => {
+    const counts = Object.fromEntries(SCENARIO_BRANCHES.map((b) => [b, 0]))
+    const server = parseDnsServer(dns.address)
+    const checker = createChecker({timeoutMs: 800, port: up.port, attemptDelayMs: 250, sequential: false}, {resolver: dnsServerResolver(server), resolveMx: mxResolver(server), attempt: attemptSmtp, now: () => performance.now()})
+    await fc.assert(
+      fc.asyncProperty(scenario, async (s) => {
+        const domain = serveCase(s)
+        for (const b of scenarioBranches(domain, s)) counts[b]++
+        const {report} = await checker.check({list: {mx: domain}, stops: stopsOf(s).map((text) => parseStop(text))})
+        const winners = expectedWinners(domain, s)
+        if (winners.length === 0) expect(report.winner?.name, JSON.stringify(s)).toBeUndefined()
+        else expect(winners, JSON.stringify(s)).toContain(report.winner?.name)
+        expect(report.selection.localNotFound ?? false).toBe(s.identities.length > 0 && report.selection.local.length === 0)
+      }),
+      {numRuns: 200},
+    )
+    for (const b of SCENARIO_BRANCHES) expect(counts[b], `${b} reached ${counts[b]} times`).toBeGreaterThanOrEqual(5)
+  }, 120_000)
+
+  it('through the binary (--stop repeated, --mx): a sample of lists', async () => {
+    await fc.assert(
+      fc.asyncProperty(scenario, async (s) => {
+        const domain = serveCase(s)
+        const r = await runCli(['--no-cache', '--timeout', '1', '--port', String(up.port), '--dns-server', dns.address, ...stopsOf(s).flatMap((x) => ['--stop', x]), '--mx', domain])
+        const winners = expectedWinners(domain, s)
+        expect(r.stderr, JSON.stringify(s)).toBe('')
+        if (winners.length === 0) expect([r.stdout, r.status], JSON.stringify(s)).toEqual(['', 0])
+        else expect([winners.map((w) => `${w}\n`), r.status], JSON.stringify(s)).toEqual([expect.arrayContaining([r.stdout]), 1])
+      }),
+      {numRuns: 15},
+    )
+  }, 120_000)
 })

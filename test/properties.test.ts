@@ -117,9 +117,14 @@ describe('grammar (SPEC §2)', () => {
   })
 })
 
-/** SPEC §3, read literally, over entries in list order with a local-host flag each. */
-function referenceCandidates(entries: readonly {name: string; prio?: number}[], local: readonly boolean[]): string[] {
+/**
+ * SPEC §3, read literally, over entries in list order with a local-host flag each;
+ * `mustFind`: SPEC §10 (--mx and serve, with an identity of the local host).
+ */
+function referenceCandidates(entries: readonly {name: string; prio?: number}[], local: readonly boolean[], mustFind = false): string[] {
   const localIndexes = entries.map((_, i) => i).filter((i) => local[i])
+  // §10: "if no MX entry is the local host … nothing is known to be more preferred than this host: exit 0"
+  if (localIndexes.length === 0 && mustFind) return []
   // "Without --stop, or when no entry is the local host: every entry is a candidate."
   if (localIndexes.length === 0) return entries.map((e) => e.name)
   const firstLocal = localIndexes[0]
@@ -140,33 +145,34 @@ function referenceCandidates(entries: readonly {name: string; prio?: number}[], 
 describe('selection (SPEC §3) against a reference model', () => {
   const list = fc.array(fc.tuple(fc.option(fc.integer({min: 0, max: 4}), {nil: undefined}), fc.boolean()), {maxLength: 9})
 
-  it('selectCandidates picks what SPEC §3 says, in list order', () => {
+  it('selectCandidates picks what SPEC §3 (and §10 when the local host must be found) says, in list order', () => {
     fc.assert(
-      fc.property(list, (items) => {
+      fc.property(list, fc.boolean(), (items, mustFind) => {
         const words = items.map(([p], i) => (p === undefined ? `h${i}.test` : `${p}:h${i}.test`))
         const local = items.map(([, isLocal]) => isLocal)
         const entries = parseServerList(words)
-        const selection = selectCandidates(entries, (entry) => local[entry.index])
-        expect(selection.candidates.map((e) => e.name)).toEqual(referenceCandidates(entries, local))
+        const selection = selectCandidates(entries, (entry) => local[entry.index], mustFind)
+        expect(selection.candidates.map((e) => e.name)).toEqual(referenceCandidates(entries, local, mustFind))
+        expect(selection.localNotFound ?? false).toBe(mustFind && items.length > 0 && !local.includes(true))
         expect(selection.local.map((e) => e.name)).toEqual(entries.filter((_, i) => local[i]).map((e) => e.name))
       }),
       {numRuns: 3000},
     )
   })
 
-  it('isLocalHost: same name (case, trailing dot) or a shared address', () => {
+  it('isLocalHost: same name as any identity (case, trailing dot) or an address shared with any identity', () => {
     const pool = ['192.0.2.1', '192.0.2.2', '2001:db8::1']
     const arb = fc.record({
       host: fc.constantFrom('mx.test', 'MX.test.', 'other.test'),
       addrs: fc.subarray(pool),
-      stopName: fc.option(fc.constantFrom('mx.test', 'other.test'), {nil: undefined}),
+      stopNames: fc.subarray(['mx.test', 'other.test', 'third.test']),
       stopAddrs: fc.subarray(pool),
     })
     fc.assert(
-      fc.property(arb, ({host, addrs, stopName, stopAddrs}) => {
+      fc.property(arb, ({host, addrs, stopNames, stopAddrs}) => {
         const entry = parseServerWord(host)
-        const model = (stopName !== undefined && host.toLowerCase().replace(/\.$/, '') === stopName) || addrs.some((a) => stopAddrs.includes(a))
-        expect(isLocalHost(entry, addrs, {name: stopName, addresses: stopAddrs})).toBe(model)
+        const model = stopNames.includes(host.toLowerCase().replace(/\.$/, '')) || addrs.some((a) => stopAddrs.includes(a))
+        expect(isLocalHost(entry, addrs, {names: stopNames, addresses: stopAddrs})).toBe(model)
       }),
       {numRuns: 500},
     )

@@ -30,12 +30,12 @@ async function world() {
 describe('the JSON schema and its validator', () => {
   const good = {
     mx: null,
-    stop: null,
+    stop: [],
     entries: [{name: 'a.test', host: 'a.test', kind: 'name', prio: 10, local: false, candidate: true, probed: true, available: false, note: null,
       lookup: {outcome: 'resolved', addresses: ['127.0.0.1'], error: null, startMs: 0, endMs: 2}, addresses: ['127.0.0.1'],
       attempts: [{address: '127.0.0.1', port: 25, outcome: 'rejected', cachedAs: null, code: 554, line: '554 no', error: null, startMs: 2, endMs: 3}]}],
     selection: {reason: 'r', candidates: ['a.test'], local: []},
-    decision: {server: null, exitCode: 0, elapsedMs: 4},
+    decision: {server: null, exitCode: 0, elapsedMs: 4, reason: 'no candidate is available'},
   }
   it('accepts a well-formed document', () => {
     expect(validate(good)).toEqual([])
@@ -64,17 +64,17 @@ describe('--json', () => {
     const {port, dns} = await world()
     const refused = await closedPort('127.0.0.113')
     const runs = [
-      {words: ['10:bad.test', '20:mx.test', '30:nx.test', '127.0.0.113'], stop: undefined},
-      {words: ['10:bad.test', '20:mx.test', '30:127.0.0.111'], stop: {name: 'mx.test'}},
-      {words: ['127.0.0.113', '[::1]'], stop: undefined, port: refused},
-      {words: [], stop: undefined},
-      {words: ['10:bad.test', '20:mx.test', '127.0.0.113'], stop: undefined, sequential: true}, // cached now
+      {words: ['10:bad.test', '20:mx.test', '30:nx.test', '127.0.0.113'], stops: []},
+      {words: ['10:bad.test', '20:mx.test', '30:127.0.0.111'], stops: [{name: 'mx.test'}]},
+      {words: ['127.0.0.113', '[::1]'], stops: [], port: refused},
+      {words: [], stops: []},
+      {words: ['10:bad.test', '20:mx.test', '127.0.0.113'], stops: [], sequential: true}, // cached now
     ]
     const cache = new MemoryCache({negative: 60, positive: 60})
     const outcomes = new Set<string>()
     for (const r of runs) {
       const report = await check(
-        {entries: parseServerList(r.words), stop: r.stop, timeoutMs: 2000, port: r.port ?? port, attemptDelayMs: 100, sequential: r.sequential ?? false},
+        {entries: parseServerList(r.words), stops: r.stops, timeoutMs: 2000, port: r.port ?? port, attemptDelayMs: 100, sequential: r.sequential ?? false},
         {resolver: dnsServerResolver(parseDnsServer(dns)), attempt: attemptSmtp, now: () => performance.now(), cache},
       )
       const json = toJson(report)

@@ -22,7 +22,7 @@ export interface FlagSpec {
 }
 
 export const FLAGS = {
-  stop: {type: 'value', summary: 'The local host (IP address or name): it and the servers it is as good as are not probed.', helpValue: 'ip-addr|name'},
+  stop: {type: 'value', multiple: true, summary: 'The local host (IP address or name; repeatable: each name or address it is known by, e.g. private and public behind NAT): it and the servers it is as good as are not probed.', helpValue: 'ip-addr|name'},
   timeout: {type: 'value', summary: `Budget per server in seconds, lookup included; 0 = no limit. [default: ${DEFAULT_TIMEOUT_S}]`, helpValue: 'seconds'},
   port: {type: 'value', summary: `TCP port to probe. [default: ${DEFAULT_PORT}]`, helpValue: 'N'},
   'attempt-delay': {type: 'value', summary: `Milliseconds before the next address of a host is tried while earlier attempts go on. [default: ${DEFAULT_ATTEMPT_DELAY_MS}]`, helpValue: 'MS'},
@@ -45,7 +45,7 @@ export type FlagName = keyof typeof FLAGS
 export const OCLIF_FLAGS = {help: 'h', version: undefined} as const
 
 /** Flags as parsed: a value option's text, a boolean's state; absent when not given. */
-export type ParsedFlags = {-readonly [K in FlagName]?: (typeof FLAGS)[K]['type'] extends 'value' ? string : boolean}
+export type ParsedFlags = {-readonly [K in FlagName]?: (typeof FLAGS)[K] extends {multiple: true} ? string[] : (typeof FLAGS)[K]['type'] extends 'value' ? string : boolean}
 
 /**
  * `smtpdcheck serve`'s options: the probe, DNS and cache options of the command (the same
@@ -53,7 +53,7 @@ export type ParsedFlags = {-readonly [K in FlagName]?: (typeof FLAGS)[K]['type']
  */
 export const SERVE_FLAGS = {
   listen: {type: 'value', multiple: true, required: true, summary: 'Where to answer policy requests: inet:HOST:PORT or unix:PATH (repeatable).', helpValue: 'inet:HOST:PORT|unix:PATH'},
-  stop: {...FLAGS.stop, summary: 'The local host when a request has no server_address (IP address, or a name resolved at start and then per request).'},
+  stop: {...FLAGS.stop, summary: 'An identity of the local host besides each request\'s server_address (repeatable: the public names and addresses of a host behind NAT; a name is resolved at start and then per request).'},
   timeout: {...FLAGS.timeout, summary: `Each decision's deadline in seconds (MX lookup, address lookups, probes); past it the reply is DUNNO. [default: ${DEFAULT_TIMEOUT_S}]`},
   port: FLAGS.port,
   'attempt-delay': FLAGS['attempt-delay'],

@@ -73,7 +73,7 @@ type SharedFlags = Pick<ParsedFlags, 'stop' | 'timeout' | 'port' | 'attempt-dela
 /** --stop, --timeout, --port, --attempt-delay, -4/-6 → the probe options. */
 export function probeOptions(flags: SharedFlags): Omit<CheckOptions, 'entries' | 'sequential'> {
   return {
-    stop: flags.stop === undefined ? undefined : parseStop(flags.stop),
+    stops: (flags.stop ?? []).map((text) => parseStop(text)),
     ...probeSettings({timeout: flags.timeout, port: flags.port, attemptDelay: flags['attempt-delay'], family: flags.ipv4 ? 4 : flags.ipv6 ? 6 : undefined}),
   }
 }
@@ -140,11 +140,11 @@ export const monotonicMs = () => Number(process.hrtime.bigint()) / 1e6
 /** Probe, write the answer (exit 1 only once it is written), save the cache, exit. Signals: bin/run.js. */
 export async function runCheck(run: Prepared): Promise<never> {
   if (run.verbose) warn(formatSettings(run.settings, run.cacheOff))
-  const {entries, stop, ...settings} = run.options
+  const {entries, stops, ...settings} = run.options
   const checker = createChecker(settings, {resolver: run.resolver, resolveMx: mxResolver(run.dnsServer), attempt: attemptSmtp, now: monotonicMs, cache: run.cache})
   const {report, mx} = await checker.check({
     list: run.mx === undefined ? {entries} : {mx: run.mx},
-    stop,
+    stops,
     startMs: run.startMs,
     onEvent: run.verbose ? (event) => warn(formatEvent(event)) : undefined,
     onMxEvent: run.verbose ? (event) => warn(formatMxEvent(event)) : undefined,

@@ -9,7 +9,7 @@ import {createChecker, longLived, type Checked, type Checker} from '../core/chec
 import {sharing} from '../core/sharing.js'
 import {SERVE_DNS_CACHE} from '../core/dns-cache.js'
 import {FatalError, quote, UsageError} from '../core/errors.js'
-import {parseInteger, parseStop} from '../core/grammar.js'
+import {parseInteger, type StopGiven} from '../core/grammar.js'
 import {mxResolver} from '../core/mx.js'
 import {formatEvent, formatMxEvent, reasonOf} from '../core/report.js'
 import {parseListen, parseSocketMode, type Listen} from '../policy/listen.js'
@@ -20,9 +20,9 @@ import {dnsOf, flagText, monotonicMs, probeOptions, ttlsOf} from './run.js'
 /** Everything serve needs, decided from its command line before it listens. */
 export interface ServeSetup {
   readonly listen: Listen[]
-  readonly settings: Omit<CheckOptions, 'entries' | 'stop'>
-  /** serve --stop as given, and parsed. */
-  readonly stop?: {text: string; parsed: NonNullable<CheckOptions['stop']>}
+  readonly settings: Omit<CheckOptions, 'entries' | 'stops' | 'mustFindLocal'>
+  /** Every serve --stop, parsed: identities of the local host for every request, besides its server_address. */
+  readonly stops: readonly StopGiven[]
   readonly maxConnections?: number
   readonly socketMode?: number
   readonly cache?: OutcomeCache
@@ -41,7 +41,7 @@ export function prepareServe(flags: ServeFlags, words: readonly string[]): Serve
   if (words.length > 0) throw new UsageError(`serve takes no server words: ${quote(words[0])} (the list is each recipient domain's MX records)`)
   if (!flags.listen?.length) throw new UsageError('serve needs --listen inet:HOST:PORT or unix:PATH')
   const listen = flags.listen.map((text) => parseListen(text))
-  const {stop, ...probe} = probeOptions(flags)
+  const {stops, ...probe} = probeOptions(flags)
   const settings = {...probe, sequential: false}
   const ttls = ttlsOf(flags, SERVE_POSITIVE_TTL)
   const verbose = flags.verbose ?? false
@@ -53,7 +53,7 @@ export function prepareServe(flags: ServeFlags, words: readonly string[]): Serve
   return {
     listen,
     settings,
-    stop: stop === undefined ? undefined : {text: flags.stop!, parsed: stop},
+    stops: stops ?? [],
     maxConnections: flags['max-connections'] === undefined ? undefined : parseInteger('max-connections', flags['max-connections'], 1, 1_000_000),
     socketMode: flags['socket-mode'] === undefined ? undefined : parseSocketMode(flags['socket-mode']),
     cache,
@@ -114,59 +114,64 @@ export function reuseMs(decision: Decision, ttls: Ttls | undefined): number {
 }
 
 /**
- * The server's decide(): the checker on the recipient domain's MX list, stop per request;
- * requests for the same domain and stop share one decision while it runs and reuse it
+ * The server's decide(): the checker on the recipient domain's MX list; the local host's
+ * identities are the request's server_address and every serve --stop (`stops`); requests
+ * for the same domain and server_address share one decision while it runs and reuse it
  * briefly (reuseMs); `log` gets the trace of the requests that ran the check (--verbose).
  */
-export function decideWith(checker: Checker, log?: (line: string) => void, ttls?: Ttls): Decide {
+export function decideWith(checker: Checker, log?: (line: string) => void, ttls?: Ttls, stops: readonly StopGiven[] = []): Decide {
   let requests = 0
   const share = sharing<Decision>({now: monotonicMs, reuseMs: (decision) => reuseMs(decision, ttls), maxEntries: 10_000})
   return async (query, signal) => {
-    const stop = query.stop === undefined ? undefined : parseStop(query.stop)
+    const identities = query.serverAddress === undefined ? stops : [{address: query.serverAddress}, ...stops]
     const work = async (shared: AbortSignal) => {
       const trace = log ? `#${++requests} ${query.domain}: ` : undefined
       const checked = await checker.check({
         list: {mx: query.domain},
-        stop,
+        stops: identities,
         signal: shared,
         onEvent: log && ((event) => log(trace + formatEvent(event))),
         onMxEvent: log && ((event) => log(trace + formatMxEvent(event))),
       })
       return decisionOf(checked)
     }
-    const {result, shared} = await share(`${query.domain} ${query.stop ?? ''}`, work, signal)
+    const {result, shared} = await share(`${query.domain} ${query.serverAddress ?? ''}`, work, signal)
     return shared ? {...result, cached: true} : result
   }
 }
 
 /**
- * A --stop name is resolved once at start, so that a name that does not resolve is a
+ * Every --stop name is resolved once at start, so that a name that does not resolve is a
  * start-up error (exit 2), as for the command; each request resolves it again through the
- * DNS cache (at most 30 s old), so a changed address is followed.
+ * DNS cache (at most 30 s old), so a changed address is followed. Returns the start-up
+ * line naming the identities in use.
  */
-async function checkStop(setup: ServeSetup): Promise<void> {
-  const stop = setup.stop?.parsed
-  if (stop === undefined || 'address' in stop) return
+async function checkStops(setup: ServeSetup): Promise<string> {
   const signal = AbortSignal.timeout(setup.settings.timeoutMs || 10_000)
-  const lookup = await setup.deps.resolver(stop.name, signal)
-  if (lookup.outcome !== 'resolved') throw new FatalError(`cannot resolve --stop ${quote(stop.name)}: ${lookup.outcome}${lookup.error ? ` (${lookup.error})` : ''}`)
+  const described = await Promise.all(setup.stops.map(async (stop) => {
+    if ('address' in stop) return stop.address
+    const lookup = await setup.deps.resolver(stop.name, signal)
+    if (lookup.outcome !== 'resolved') throw new FatalError(`cannot resolve --stop ${quote(stop.name)}: ${lookup.outcome}${lookup.error ? ` (${lookup.error})` : ''}`)
+    return `${stop.name} (${lookup.addresses.join(' ')})`
+  }))
+  return `identities: each request's server_address${described.map((text) => `, ${text}`).join('')}`
 }
 
 /** Listen, answer until SIGTERM/SIGINT/SIGHUP, then close (in-flight requests answered) and exit 0. */
 export async function runServe(setup: ServeSetup): Promise<void> {
-  await checkStop(setup)
+  const identities = await checkStops(setup)
   const checker = createChecker(setup.settings, longLived(setup.deps, {...SERVE_DNS_CACHE, now: monotonicMs}))
   const {log} = setup
   const server = await startPolicyServer({
     listen: setup.listen,
-    decide: decideWith(checker, setup.verbose ? log : undefined, setup.ttls),
-    stop: setup.stop?.text,
+    decide: decideWith(checker, setup.verbose ? log : undefined, setup.ttls, setup.stops),
     timeoutMs: setup.settings.timeoutMs,
     maxConnections: setup.maxConnections,
     socketMode: setup.socketMode,
     log,
   })
   for (const endpoint of server.endpoints) log(`listening on ${endpoint}`)
+  log(identities)
   const saver = setup.cache instanceof FileCache ? setInterval(() => void setup.cache!.save(), SAVE_EVERY_MS).unref() : undefined
   onStopSignals(server, log, async () => {
     clearInterval(saver)

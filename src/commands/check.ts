@@ -9,7 +9,7 @@ import {oclifFlags} from './oclif-flags.js'
 
 export default class Check extends Command {
   static override summary = 'Is a more preferred MX of this domain up right now?'
-  static override description = `Probes the SMTP servers that are more preferred than the local host (--stop) and prints the first one that greets with 220.
+  static override description = `Probes the SMTP servers that are more preferred than the local host (--stop, repeatable: each address or name it is known by) and prints the first one that greets with 220. With --mx, a local host that is not among the MX records means exit 0.
 
 Server words: a host name, an IPv4 address or an IPv6 address, each optionally after a priority (0-65535) and a colon: mx1.example.org 10:mx1.example.org 192.0.2.1 2001:db8::1 10:[2001:db8::1]. A word without a priority counts by its place: the words before the local host are more preferred. The port goes in --port, never in a word.
 

@@ -9,7 +9,7 @@ export function oclifFlags(table: Record<string, FlagSpec>) {
   const flags = Object.entries(table).map(([name, spec]) => {
     const common = {summary: spec.summary, ...(spec.char ? {char: spec.char as 'a'} : {}), ...(spec.exclusive ? {exclusive: [...spec.exclusive]} : {})}
     if (spec.type === 'boolean') return [name, Flags.boolean({...common, ...(spec.negatable ? {allowNo: true} : {})})]
-    return [name, spec.multiple ? Flags.string({...common, helpValue: spec.helpValue, multiple: true}) : Flags.string({...common, helpValue: spec.helpValue})]
+    return [name, spec.multiple ? Flags.string({...common, helpValue: spec.helpValue, multiple: true, multipleNonGreedy: true}) : Flags.string({...common, helpValue: spec.helpValue})]
   })
   return {...Object.fromEntries(flags), help: Flags.help({char: 'h'}), version: Flags.version()}
 }

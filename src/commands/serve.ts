@@ -11,9 +11,9 @@ import {oclifFlags} from './oclif-flags.js'
 export default class Serve extends Command {
   static override id = 'serve'
   static override summary = 'A Postfix policy server (and Exim ${readsocket} target): defer a recipient while a more preferred MX is up.'
-  static override description = `Answers Postfix's policy delegation protocol: for each RCPT request, looks the recipient domain's MX records up, probes the ones more preferred than the local host (server_address, else --stop) and replies "action=DEFER_IF_PERMIT 4.7.1 Please use server NAME" when one greets with 220, else "action=DUNNO" (also on any failure, and past --timeout).
+  static override description = `Answers Postfix's policy delegation protocol: for each RCPT request, looks the recipient domain's MX records up, probes the ones more preferred than the local host (known by the request's server_address and every --stop: behind NAT, give the public names) and replies "action=DEFER_IF_PERMIT 4.7.1 Please use server NAME" when one greets with 220, else "action=DUNNO" (also when the MX list does not contain this host, on any failure, and past --timeout).
 Probes in flight are shared; outcomes are cached in memory (--positive-ttl 30 s, --negative-ttl 60 s here), MX and address answers for their TTL, at most 30 s. One log line per decision on stderr. SIGTERM, SIGINT or SIGHUP: stop accepting, answer what is in flight, exit 0. A start-up error (bad flag, address in use, a live unix socket): one line, exit 2.`
-  static override usage = ['serve --listen inet:HOST:PORT|unix:PATH [--listen …] [--stop {ip-addr|name}] [--timeout s] [--port N] [-4|-6] [--dns-server A] [cache options]']
+  static override usage = ['serve --listen inet:HOST:PORT|unix:PATH [--listen …] [--stop {ip-addr|name} …] [--timeout s] [--port N] [-4|-6] [--dns-server A] [cache options]']
   static override examples = [
     {description: 'Start it (systemd: contrib/smtpdcheck.service):', command: 'smtpdcheck serve --listen inet:127.0.0.1:10040 --cache-file /var/cache/smtpdcheck/cache.json'},
     {description: 'Postfix main.cf, in smtpd_recipient_restrictions after reject_unauth_destination:', command: 'check_policy_service { inet:127.0.0.1:10040, timeout=15s, default_action=DUNNO }'},

@@ -3,15 +3,21 @@
 import type {AttemptFn} from './attempt.js'
 import type {OutcomeCache} from './cache.js'
 import {FatalError} from './errors.js'
-import {canonicalName, familyOf, hostPort, type Entry} from './grammar.js'
+import {canonicalName, familyOf, hostPort, type Entry, type StopGiven} from './grammar.js'
 import {raceAddresses, type AttemptRecord, type RaceResult} from './race.js'
 import type {Lookup, Resolver} from './resolve.js'
-import {decide, isLocalHost, selectCandidates, type Decision, type Localness, type Selection, type Stop} from './selection.js'
+import {decide, isLocalHost, lookupMatters, selectCandidates, type Decision, type Localness, type Selection, type Stop} from './selection.js'
 
 export interface CheckOptions {
   readonly entries: readonly Entry[]
-  /** `--stop` as parsed: an address literal (normalised) or a name to resolve. */
-  readonly stop?: {address: string} | {name: string}
+  /** The local host's identities (each `--stop`; in serve also the request's server_address): an address literal (normalised) or a name to resolve. */
+  readonly stops?: readonly StopGiven[]
+  /**
+   * SPEC §10 (--mx, serve): with at least one identity, the local host must be found among
+   * the entries to defer; if none is it, there is no candidate. Without it (a list of server
+   * words), no local entry makes every entry a candidate (SPEC §3, the original's rule).
+   */
+  readonly mustFindLocal?: boolean
   /** Per-server budget in ms; 0 = no limit. */
   readonly timeoutMs: number
   readonly port: number
@@ -51,7 +57,8 @@ export interface ServerRecord {
 
 export interface Report {
   readonly entries: readonly Entry[]
-  readonly stop?: {given: string; addresses: string[]}
+  /** Each identity as given and the addresses it stands for, in the order given. */
+  readonly stops: Array<{given: string; addresses: string[]}>
   readonly selection: Selection
   readonly servers: ServerRecord[]
   /** Every name lookup made (candidates or not), by entry. */
@@ -70,7 +77,7 @@ export type TraceEvent =
   | {type: 'attempt-start'; ms: number; server: string; address: string; port: number}
   | {type: 'attempt'; ms: number; server: string; record: AttemptRecord}
   | {type: 'server'; ms: number; server: string; available: boolean; note?: string}
-  | {type: 'decision'; ms: number; winner?: string; exitCode: 0 | 1}
+  | {type: 'decision'; ms: number; winner?: string; exitCode: 0 | 1; localNotFound?: boolean}
 
 /** One budget: aborts with 'timeout' after its time, or with the run's reason; `release()` ends it as 'cancelled'. */
 interface Budget {
@@ -146,65 +153,135 @@ function lookupWithin(resolver: Resolver, name: string, signal: AbortSignal): Pr
   })
 }
 
-/** Phase 1: --stop's addresses (a literal, or its name resolved within one budget); exit 2 if it has none. */
-async function lookupStop(run: Run): Promise<{stop?: Stop; report?: Report['stop']}> {
-  const given = run.options.stop
-  if (!given) return {}
-  let stop: Stop
-  if ('address' in given) {
-    stop = {addresses: [given.address]}
-  } else {
+/** Phase 1: the identities' addresses (a literal, or a name resolved within its own budget, all at once); exit 2 if a name has none. */
+async function lookupStops(run: Run): Promise<{stop?: Stop; report: Report['stops']}> {
+  const given = run.options.stops ?? []
+  if (given.length === 0) return {report: []}
+  const identities = await Promise.all(given.map(async (identity) => {
+    if ('address' in identity) return {given: identity.address, addresses: [identity.address]}
     const b = run.budget(run.options.timeoutMs)
-    const lookup = await lookupWithin(run.deps.resolver, given.name, b.signal)
+    const lookup = await lookupWithin(run.deps.resolver, identity.name, b.signal)
     b.release()
     if (lookup.outcome !== 'resolved') {
-      throw new FatalError(`cannot resolve --stop "${given.name}": ${lookup.outcome}${lookup.error ? ` (${lookup.error})` : ''}`, 'stop-lookup')
+      throw new FatalError(`cannot resolve --stop "${identity.name}": ${lookup.outcome}${lookup.error ? ` (${lookup.error})` : ''}`, 'stop-lookup')
     }
-    stop = {name: canonicalName(given.name), addresses: lookup.addresses}
+    return {given: identity.name, addresses: lookup.addresses}
+  }))
+  for (const report of identities) run.emit({type: 'stop', ms: run.elapsed(), ...report})
+  const names = given.flatMap((identity) => ('name' in identity ? [canonicalName(identity.name)] : []))
+  return {stop: {names, addresses: [...new Set(identities.flatMap((i) => i.addresses))]}, report: identities}
+}
+
+/** Name lookups one run has in flight at most (SPEC §3; the man page says why 32). */
+export const LOOKUPS_IN_FLIGHT = 32
+
+interface Lookups {
+  /** Each entry's lookup once it ended; undefined for a name never asked for (it could not change the answer). */
+  readonly records: Array<Promise<LookupRecord | undefined>>
+  /** Decides which names are still worth asking for; consulted when each one's turn comes. */
+  matters: (i: number) => boolean
+  /** Whether a lookup that ends starts the next at once (else whoever set `matters` pumps, once it is up to date). */
+  pumpOnEnd: boolean
+  /** Start what the bound allows now (after `matters` changed). */
+  pump(): void
+  /** Ends entry i's lookup (cancelled if still running) or, if not started, its turn. */
+  release(i: number): void
+  /** Ends every lookup and every turn: nothing more is asked. */
+  close(): void
+}
+
+/** Names in preference order: entries without a priority first, in list order, then by priority (equal ones in list order). */
+function preferenceOrder(entries: readonly Entry[]): number[] {
+  const names = entries.filter((entry) => entry.kind === 'name')
+  return names.sort((a, b) => (a.prio ?? -1) - (b.prio ?? -1) || a.index - b.index).map((entry) => entry.index)
+}
+
+/**
+ * Phase 2: the entries' lookups (a literal is its own answer), names in preference order,
+ * at most LOOKUPS_IN_FLIGHT at once; a name whose lookup no longer `matters` when its turn
+ * comes is never asked for. Each lookup's budget starts when it starts: waiting for a turn
+ * is not charged to it.
+ */
+function startLookups(run: Run): Lookups {
+  const {entries} = run.options
+  const settle: Array<(record: LookupRecord | undefined) => void> = []
+  const records = entries.map(() => new Promise<LookupRecord | undefined>((resolve) => settle.push(resolve)))
+  const releases = new Map<number, () => void>()
+  /** Started, or settled without a lookup (a literal, a turn skipped or released). */
+  const taken = entries.map((entry) => entry.kind !== 'name')
+  const skip = (i: number) => {
+    taken[i] = true
+    settle[i](undefined)
   }
-  const report = {given: 'address' in given ? given.address : given.name, addresses: [...stop.addresses]}
-  run.emit({type: 'stop', ms: run.elapsed(), ...report})
-  return {stop, report}
-}
-
-interface PendingLookup {
-  readonly record: Promise<LookupRecord>
-  /** Ends the lookup's budget (the lookup then ends as cancelled if still running). */
-  readonly release: () => void
-}
-
-/** Phase 2: every entry's lookup starts at once (a literal is its own answer), each within its own budget. */
-function startLookups(run: Run): PendingLookup[] {
-  return run.options.entries.map((entry) => {
+  const order = preferenceOrder(entries)
+  let next = 0
+  let inFlight = 0
+  let closed = false
+  const start = (i: number) => {
     const startMs = run.elapsed()
-    if (entry.kind !== 'name') return {record: Promise.resolve({outcome: 'resolved', addresses: [entry.host], startMs, endMs: startMs}), release() {}}
     const b = run.budget(run.options.timeoutMs)
-    const record = lookupWithin(run.deps.resolver, entry.host, b.signal).then((lookup) => {
+    releases.set(i, b.release)
+    taken[i] = true
+    inFlight++
+    void lookupWithin(run.deps.resolver, entries[i].host, b.signal).then((lookup) => {
       b.release()
+      releases.delete(i)
+      inFlight--
       const done = {...lookup, startMs, endMs: run.elapsed()}
-      run.emit({type: 'lookup', ms: done.endMs, host: entry.name, lookup: done})
-      return done
+      run.emit({type: 'lookup', ms: done.endMs, host: entries[i].name, lookup: done})
+      settle[i](done)
+      if (lookups.pumpOnEnd) lookups.pump()
     })
-    return {record, release: b.release}
-  })
+  }
+  const lookups: Lookups = {
+    records,
+    matters: () => true,
+    pumpOnEnd: true,
+    pump() {
+      while (!closed && inFlight < LOOKUPS_IN_FLIGHT && next < order.length) {
+        const i = order[next++]
+        if (taken[i]) continue
+        if (lookups.matters(i)) start(i)
+        else skip(i)
+      }
+    },
+    release(i) {
+      const release = releases.get(i)
+      if (release) release()
+      else if (!taken[i]) skip(i)
+    },
+    close() {
+      closed = true
+      for (const release of [...releases.values()]) release()
+      for (const [i, done] of taken.entries()) if (!done) skip(i)
+    },
+  }
+  for (const [i, entry] of entries.entries()) {
+    if (entry.kind !== 'name') settle[i]({outcome: 'resolved', addresses: [entry.host], startMs: run.elapsed(), endMs: run.elapsed()})
+  }
+  lookups.pump()
+  return lookups
 }
 
 interface Selector {
   /** Resolves once the entry is known to be a candidate or not (SPEC §3), never earlier or later. */
   readonly decided: Array<Promise<Decision>>
-  /** The answer is known: undecided entries are not probed; returns the selection as far as known. */
+  /** The answer is known: undecided entries are not probed, nothing more is looked up; returns the selection as far as known. */
   close(): Selection
 }
 
 /**
  * Phase 3: incremental selection. Each entry's fate is decided as soon as the lookups it
- * depends on have ended (selection.ts `decide`); lookups that can no longer change anything
- * are torn down once every entry is decided. Decisions are recomputed once per batch of
- * lookups that end together (one microtask), so the cost stays linear for literal lists.
+ * depends on have ended (selection.ts `decide`); after each decision the lookup queue
+ * learns which names can still change anything (`lookupMatters`) before it starts the next,
+ * and once every entry is decided the lookups of non-candidates are torn down. Decisions are
+ * recomputed once per batch of lookups that end together (one microtask), so the cost stays
+ * linear for literal lists.
  */
-function selectIncrementally(run: Run, stop: Stop | undefined, lookups: PendingLookup[]): Selector {
+function selectIncrementally(run: Run, stop: Stop | undefined, lookups: Lookups): Selector {
   const {entries} = run.options
-  const local: Localness[] = entries.map((entry) => (stop ? undefined : false))
+  const mustFindLocal = stop !== undefined && (run.options.mustFindLocal ?? false)
+  const local: Localness[] = entries.map(() => (stop ? undefined : false))
   const settle: Array<(decision: Decision) => void> = []
   const decided = entries.map(() => new Promise<Decision>((resolve) => settle.push(resolve)))
   const known: Decision[] = entries.map(() => undefined)
@@ -212,34 +289,39 @@ function selectIncrementally(run: Run, stop: Stop | undefined, lookups: PendingL
   let scheduled = false
   let final: Selection | undefined
   const current = (): Selection => {
-    const selection = selectCandidates(entries, (entry) => local[entry.index] === true)
+    const selection = selectCandidates(entries, (entry) => local[entry.index] === true, mustFindLocal)
     if (open === 0) return selection
     const reason = `${selection.reason} (answer known before every lookup ended)`
-    return {...selection, candidates: entries.filter((e) => known[e.index] === 'candidate'), reason}
+    return {candidates: entries.filter((e) => known[e.index] === 'candidate'), local: selection.local, reason}
   }
   const recompute = () => {
     scheduled = false
     if (final) return
-    const decisions = decide(entries, local)
+    const decisions = decide(entries, local, mustFindLocal)
     for (const [i, decision] of decisions.entries()) {
       if (decision === undefined || known[i] !== undefined) continue
       known[i] = decision
       open--
       settle[i](decision)
     }
-    if (open > 0) return
-    run.emit({type: 'selection', ms: run.elapsed(), selection: current()})
-    for (const [i, lookup] of lookups.entries()) if (known[i] !== 'candidate') lookup.release()
+    lookups.matters = lookupMatters(entries, local, known)
+    if (open === 0) {
+      run.emit({type: 'selection', ms: run.elapsed(), selection: current()})
+      for (const i of entries.keys()) if (known[i] !== 'candidate') lookups.release(i)
+    }
+    lookups.pump()
   }
   const schedule = () => {
     if (!scheduled) queueMicrotask(recompute)
     scheduled = true
   }
   if (stop) {
+    lookups.pumpOnEnd = false
     for (const [i, entry] of entries.entries()) {
-      // A name equal to the stop name is the local host whatever its lookup says.
+      // A name equal to a stop name is the local host whatever its lookup says; a name never
+      // asked for (it could not change the answer) is taken as not the local host.
       if (isLocalHost(entry, [], stop)) local[i] = true
-      else void lookups[i].record.then((record) => ((local[i] = isLocalHost(entry, record.addresses, stop)), schedule()))
+      else void lookups.records[i].then((record) => ((local[i] = isLocalHost(entry, record?.addresses ?? [], stop)), open > 0 ? schedule() : lookups.pump()))
     }
   }
   schedule()
@@ -248,6 +330,7 @@ function selectIncrementally(run: Run, stop: Stop | undefined, lookups: PendingL
     close() {
       if (final) return final
       final = current()
+      lookups.close()
       if (open > 0) run.emit({type: 'selection', ms: run.elapsed(), selection: final})
       for (const resolve of settle) resolve('excluded')
       return final
@@ -309,11 +392,13 @@ interface Probing {
 }
 
 /** Phase 4, default: every candidate is probed as soon as it is selected; the first available wins. */
-async function probeAtOnce(run: Run, lookups: PendingLookup[], selector: Selector): Promise<Probing> {
+async function probeAtOnce(run: Run, lookups: Lookups, selector: Selector): Promise<Probing> {
   const servers: ServerRecord[] = []
   const probes = run.options.entries.map(async (entry, i) => {
     if ((await selector.decided[i]) !== 'candidate') return undefined
-    const server = await probeWithinBudget(run, entry, await lookups[i].record)
+    const lookup = await lookups.records[i]
+    if (lookup === undefined) return undefined // the answer was known before its turn came
+    const server = await probeWithinBudget(run, entry, lookup)
     servers.push(server)
     return server
   })
@@ -328,11 +413,13 @@ async function probeAtOnce(run: Run, lookups: PendingLookup[], selector: Selecto
 }
 
 /** Phase 4, --sequential: one candidate at a time in list order; the first available wins. */
-async function probeInOrder(run: Run, lookups: PendingLookup[], selector: Selector): Promise<Probing> {
+async function probeInOrder(run: Run, lookups: Lookups, selector: Selector): Promise<Probing> {
   const servers: ServerRecord[] = []
   for (const [i, entry] of run.options.entries.entries()) {
     if ((await selector.decided[i]) !== 'candidate') continue
-    const server = await probeWithinBudget(run, entry, await lookups[i].record)
+    const lookup = await lookups.records[i]
+    if (lookup === undefined) continue
+    const server = await probeWithinBudget(run, entry, lookup)
     servers.push(server)
     if (server.available) return {servers, winner: entry}
   }
@@ -346,7 +433,7 @@ const OUT_OF_RESOURCES = new Set(['EMFILE', 'ENFILE', 'ENOBUFS', 'ENOMEM'])
  * Phase 5: the answer. No candidate available is exit 0 only if every candidate could be
  * probed: one this host lacked the descriptors or buffers to probe makes it a system error.
  */
-function conclude(run: Run, probing: Probing): 0 | 1 {
+function conclude(run: Run, probing: Probing, selection: Selection): 0 | 1 {
   if (!probing.winner) {
     for (const server of probing.servers) {
       const starved = server.attempts.find((a) => a.error && OUT_OF_RESOURCES.has(a.error))
@@ -356,7 +443,7 @@ function conclude(run: Run, probing: Probing): 0 | 1 {
     }
   }
   const exitCode = probing.winner ? 1 : 0
-  run.emit({type: 'decision', ms: run.elapsed(), winner: probing.winner?.name, exitCode})
+  run.emit({type: 'decision', ms: run.elapsed(), winner: probing.winner?.name, exitCode, ...(selection.localNotFound ? {localNotFound: true} : {})})
   return exitCode
 }
 
@@ -364,12 +451,12 @@ export async function check(options: CheckOptions, deps: CheckDeps): Promise<Rep
   const run = startRun(options, deps)
   run.emit({type: 'entries', ms: run.elapsed(), entries: options.entries})
   const lookups = startLookups(run)
-  let stopReport: Report['stop']
+  let stopReport: Report['stops']
   let selection: Selection
   let probing: Probing
-  let records: LookupRecord[]
+  let records: Array<LookupRecord | undefined>
   try {
-    const stop = await lookupStop(run)
+    const stop = await lookupStops(run)
     stopReport = stop.report
     const selector = selectIncrementally(run, stop.stop, lookups)
     probing = await (options.sequential ? probeInOrder : probeAtOnce)(run, lookups, selector)
@@ -377,11 +464,12 @@ export async function check(options: CheckOptions, deps: CheckDeps): Promise<Rep
   } finally {
     // Nothing of the run outlives it: every budget ends, every lookup settles.
     run.end('cancelled')
-    records = await Promise.all(lookups.map((lookup) => lookup.record))
+    lookups.close()
+    records = await Promise.all(lookups.records)
     run.dispose()
   }
-  const exitCode = conclude(run, probing)
-  const lookupRecords = new Map(options.entries.flatMap((entry, i) => (entry.kind === 'name' ? [[entry, records[i]] as const] : [])))
+  const exitCode = conclude(run, probing, selection)
+  const lookupRecords = new Map(options.entries.flatMap((entry, i) => (entry.kind === 'name' && records[i] ? [[entry, records[i]] as const] : [])))
   const servers = [...probing.servers].sort((a, b) => a.entry.index - b.entry.index)
-  return {entries: options.entries, stop: stopReport, selection, servers, lookups: lookupRecords, winner: probing.winner, exitCode, elapsedMs: run.elapsed()}
+  return {entries: options.entries, stops: stopReport, selection, servers, lookups: lookupRecords, winner: probing.winner, exitCode, elapsedMs: run.elapsed()}
 }

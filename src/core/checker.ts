@@ -12,7 +12,7 @@ import {lookupMx, type MxEvent, type MxResult, type ResolveMx} from './mx.js'
 import type {Resolver} from './resolve.js'
 
 /** What does not change from one request to the next: the probe options. */
-export type CheckerSettings = Omit<CheckOptions, 'entries' | 'stop'>
+export type CheckerSettings = Omit<CheckOptions, 'entries' | 'stops' | 'mustFindLocal'>
 
 export interface CheckerDeps {
   readonly resolver: Resolver
@@ -23,10 +23,14 @@ export interface CheckerDeps {
   readonly cache?: OutcomeCache
 }
 
-/** One request: a server list, or a domain whose MX records are the list. */
+/**
+ * One request: a server list, or a domain whose MX records are the list (then the local
+ * host must be found among them to defer, SPEC §10); `stops` are the local host's
+ * identities (every --stop; in serve also the request's server_address).
+ */
 export interface Request {
   readonly list: {entries: readonly Entry[]} | {mx: string}
-  readonly stop?: CheckOptions['stop']
+  readonly stops?: CheckOptions['stops']
   readonly signal?: AbortSignal
   /** The request's start on `now`'s clock (default: when check() is called): trace times count from it. */
   readonly startMs?: number
@@ -50,10 +54,10 @@ export interface Checker {
 export function createChecker(settings: CheckerSettings, deps: CheckerDeps): Checker {
   return {
     cache: deps.cache,
-    async check({list, stop, signal, startMs = deps.now(), onEvent, onMxEvent}) {
+    async check({list, stops, signal, startMs = deps.now(), onEvent, onMxEvent}) {
       const mx = 'mx' in list ? await lookupMx(list.mx, {resolveMx: deps.resolveMx, timeoutMs: settings.timeoutMs, now: deps.now, startMs, signal, onEvent: onMxEvent}) : undefined
       const entries = mx === undefined ? (list as {entries: readonly Entry[]}).entries : mx.entries
-      const report = await check({...settings, entries, stop}, {resolver: deps.resolver, attempt: deps.attempt, now: deps.now, startMs, cache: deps.cache, signal, onEvent})
+      const report = await check({...settings, entries, stops, mustFindLocal: mx !== undefined}, {resolver: deps.resolver, attempt: deps.attempt, now: deps.now, startMs, cache: deps.cache, signal, onEvent})
       return {report, mx}
     },
   }

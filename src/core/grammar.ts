@@ -160,8 +160,11 @@ export function parseServerList(words: readonly string[]): Entry[] {
   return [...byHost.values()]
 }
 
+/** One identity of the local host as given (`--stop`, serve's `server_address`): an address (normalised) or a name to resolve. */
+export type StopGiven = {readonly address: string} | {readonly name: string}
+
 /** `--stop`: an IP literal (returned normalised) or a host name to resolve. */
-export function parseStop(text: string): {address: string} | {name: string} {
+export function parseStop(text: string): StopGiven {
   const inner = text.startsWith('[') && text.endsWith(']') ? text.slice(1, -1) : text
   if (literalFamily(inner) !== 0) return {address: normalizeAddress(inner)}
   if (zoned(text)) throw new UsageError(`bad --stop ${quote(text)}: zone indexes (%…) are not supported: give the address without one`)

@@ -8,11 +8,10 @@
 import {attemptSmtp} from './attempt.js'
 import {DEFAULT_POSITIVE_TTL, MemoryCache, type OutcomeCache, type Ttls} from './cache.js'
 import {FileCache} from './cache-file.js'
-import type {CheckOptions as CoreOptions} from './check.js'
 import {createChecker as coreChecker, longLived, type Checked, type Checker as CoreChecker, type CheckerSettings, type Request} from './checker.js'
 import {SERVE_DNS_CACHE} from './dns-cache.js'
-import {FatalError, quote, UsageError} from './errors.js'
-import {canonicalName, hostPort, parseDnsServer, parseServerList, parseStop, type HostPort} from './grammar.js'
+import {FatalError, UsageError} from './errors.js'
+import {canonicalName, hostPort, parseDnsServer, parseServerList, parseStop, type HostPort, type StopGiven} from './grammar.js'
 import {mxResolver, parseMxDomain, type ResolveMx} from './mx.js'
 import {probeSettings, SERVE_POSITIVE_TTL, ttlsFrom} from './options.js'
 import {formatEvent, formatMxEvent, formatSettings, reasonOf, toJson, type Settings} from './report.js'
@@ -77,7 +76,10 @@ export type Report = ReturnType<typeof toJson>
 export interface Verdict {
   /** The more preferred server that is up, as listed (without `prio:`): defer to it. null: accept. */
   readonly server: string | null
-  /** Why, in words: `available`, `no more preferred MX`, `no more preferred MX is up (N tried)`, `null MX`, `no such domain`. */
+  /**
+   * Why, in words: `available`, `no more preferred MX`, `no more preferred MX is up (N tried)`,
+   * `null MX`, `no such domain`, `local host not among the MX (no identity of this host is listed)`.
+   */
   readonly reason: string
   /** What the command would exit with: 1 when a server is named, else 0. */
   readonly exitCode: 0 | 1
@@ -94,18 +96,13 @@ export interface Checker {
 /** Monotonic milliseconds. */
 const now = () => performance.now()
 
-/**
- * The local host's identities → the check's stop, each checked by `--stop`'s rule. Adapter to
- * the core of today, which takes one identity: more than one distinct identity is refused
- * until it takes a list (then: the parsed list, as it is).
- */
-function stopOf(identities: unknown): CoreOptions['stop'] {
+/** The local host's identities → the check's stops, each checked by `--stop`'s rule; one identity written two ways counts once. */
+function stopsOf(identities: unknown): StopGiven[] {
   if (!Array.isArray(identities) || identities.some((identity) => typeof identity !== 'string')) {
     throw new UsageError('identities must be an array of addresses or host names (strings)')
   }
-  const parsed = new Map(identities.map((text: string) => parseStop(text)).map((stop) => ['address' in stop ? stop.address : canonicalName(stop.name), stop]))
-  if (parsed.size > 1) throw new UsageError(`more than one identity (${[...parsed.keys()].map(quote).join(', ')}) is not supported yet`)
-  return parsed.values().next().value
+  const parsed = identities.map((text: string) => parseStop(text))
+  return [...new Map(parsed.map((stop) => ['address' in stop ? stop.address : canonicalName(stop.name), stop])).values()]
 }
 
 /** The question's list: its server words or its MX domain (one of them), checked before anything is asked. */
@@ -162,7 +159,7 @@ function settingsOf(settings: CheckerSettings, dns: DnsClient, cache: string | n
 async function ask(checker: CoreChecker, question: Question, identities: readonly string[], settings: Settings, signal?: AbortSignal): Promise<Verdict> {
   const list = listOf(question)
   const own = question.identities ?? []
-  const stop = stopOf(Array.isArray(own) ? [...own, ...identities] : own)
+  const stops = stopsOf(Array.isArray(own) ? [...own, ...identities] : own)
   const trace = question.onTrace
   signal?.throwIfAborted()
   trace?.(formatSettings(settings))
@@ -170,7 +167,7 @@ async function ask(checker: CoreChecker, question: Question, identities: readonl
   try {
     checked = await checker.check({
       list,
-      stop,
+      stops,
       signal,
       onEvent: trace && ((event) => trace(formatEvent(event))),
       onMxEvent: trace && ((event) => formatMxEvent(event).split('\n').forEach((line) => trace(line))),
@@ -215,7 +212,7 @@ export async function check(options: CheckOptions): Promise<Verdict> {
 export function createChecker(options: CheckerOptions = {}): Checker {
   const settings: CheckerSettings = {...probeSettings(options), sequential: false}
   const identities = options.identities ?? []
-  stopOf(identities) // checked now, not at the first question
+  stopsOf(identities) // checked now, not at the first question
   const ttls = ttlsFrom(options.cache || {}, SERVE_POSITIVE_TTL)
   const cache: OutcomeCache | undefined = options.cache === false ? undefined : new MemoryCache(ttls, Date.now, settings.timeoutMs)
   const dns = dnsClient(options.dnsServer)

@@ -80,7 +80,7 @@ export function sortRecords(answers: ReadonlyArray<{priority: number; exchange: 
 /**
  * The server list of an answer (RFC 5321 §5.1, RFC 7505): `.` records are dropped (one `0 .`
  * alone is a null MX: no list); each exchange is a `prio:exchange` word through the §2
- * grammar (an IPv6 literal bracketed); an exchange the grammar refuses is skipped with a
+ * grammar (an IPv6 literal bracketed, printed without); an exchange the grammar refuses is skipped with a
  * note — DNS data is never a usage error; the same host twice is one entry (§2).
  */
 export function mxEntries(records: readonly MxRecord[]): {entries: Entry[]; notes: string[]} {
@@ -99,7 +99,9 @@ export function mxEntries(records: readonly MxRecord[]): {entries: Entry[]; note
       notes.push(`exchange "${printable(exchange)}" skipped: ${printable(error.message.replace(/^bad server "[^]*?": /, ''))}`)
     }
   }
-  return {entries: parseServerList(words), notes}
+  // An IPv6 exchange goes through the grammar bracketed (`prio:[addr]`) but is printed as the record has it (SPEC §10).
+  const entries = parseServerList(words).map((entry) => (entry.kind === 'ipv6' ? {...entry, name: entry.name.replace(/^\[(.*)\]$/, '$1')} : entry))
+  return {entries, notes}
 }
 
 /** What an answer means: the outcome and its entries (implicit MX: the domain itself at 0). */

@@ -4,6 +4,7 @@ import {hostPort, type Entry} from './grammar.js'
 import {printable} from './greeting.js'
 import type {MxEvent, MxResult} from './mx.js'
 import type {AttemptRecord} from './race.js'
+import {LOCAL_NOT_FOUND} from './selection.js'
 
 const word = (entry: Entry) => (entry.prio === undefined ? entry.name : `${entry.prio}:${entry.name}`)
 
@@ -36,9 +37,10 @@ export function formatEvent(event: TraceEvent): string {
     }
     case 'selection': {
       // The reason in full is in --json's selection.reason; the trace names the two sets.
-      const {candidates, local} = event.selection
+      const {candidates, local, localNotFound} = event.selection
       const names = candidates.length > 0 ? candidates.map((e) => e.name).join(' ') : 'none'
-      return at + `candidates: ${names}${local.length > 0 ? `; local host: ${local.map((e) => e.name).join(' ')}` : ' (no entry is the local host)'}`
+      const where = local.length > 0 ? `; local host: ${local.map((e) => e.name).join(' ')}` : localNotFound ? ` (${LOCAL_NOT_FOUND}: nothing is known to be more preferred)` : ' (no entry is the local host)'
+      return at + `candidates: ${names}${where}`
     }
     case 'attempt-start':
       return at + `${event.server}: connecting to ${hostPort(event.address, event.port)}`
@@ -47,7 +49,7 @@ export function formatEvent(event: TraceEvent): string {
     case 'server':
       return at + `${event.server}: ${event.available ? 'available' : 'unavailable'}${event.note ? ` (${event.note})` : ''}`
     case 'decision':
-      return at + (event.winner === undefined ? 'no candidate is available: exit 0' : `${event.winner} is available: exit 1`)
+      return at + (event.winner !== undefined ? `${event.winner} is available: exit 1` : event.localNotFound ? `${LOCAL_NOT_FOUND}: exit 0` : 'no candidate is available: exit 0')
   }
 }
 
@@ -104,12 +106,20 @@ export function reasonOf(report: Report, mx?: MxResult): {reason: string; probed
   if (report.winner) return {reason: 'available', probed: true}
   if (mx?.outcome === 'null') return {reason: 'null MX', probed: false}
   if (mx?.outcome === 'nxdomain') return {reason: 'no such domain', probed: false}
+  if (report.selection.localNotFound) return {reason: `${LOCAL_NOT_FOUND} (no identity of this host is listed)`, probed: false}
   if (report.selection.candidates.length === 0) return {reason: 'no more preferred MX', probed: false}
   return {reason: `no more preferred MX is up (${report.selection.candidates.length} tried)`, probed: true}
 }
 
 /** --json's `probed`: a connection was attempted (a cached outcome, a lookup that ran out, a family with no address are not). */
 const connected = (server: {attempts: readonly AttemptRecord[]} | undefined) => server?.attempts.some((a) => a.outcome !== 'cached') ?? false
+
+/** --json's `decision.reason`: why the run exits as it does, in a few fixed words. */
+function decisionReason(report: Report): string {
+  if (report.winner) return 'a candidate is available'
+  if (report.selection.localNotFound) return LOCAL_NOT_FOUND
+  return report.selection.candidates.length === 0 ? 'no candidate' : 'no candidate is available'
+}
 
 /** The --json document; its schema is docs/report.schema.json (test/report.test.ts holds every document to it). */
 export function toJson(report: Report, mx?: MxResult, settings?: Settings) {
@@ -119,7 +129,7 @@ export function toJson(report: Report, mx?: MxResult, settings?: Settings) {
   return {
     ...(settings ? {options: settings} : {}),
     mx: mxJson(mx),
-    stop: report.stop ?? null,
+    stop: report.stops,
     entries: report.entries.map((entry) => {
       const server = probed.get(entry)
       const lookup = report.lookups.get(entry)
@@ -151,6 +161,6 @@ export function toJson(report: Report, mx?: MxResult, settings?: Settings) {
       }
     }),
     selection: {reason: report.selection.reason, candidates: report.selection.candidates.map((e) => e.name), local: report.selection.local.map((e) => e.name)},
-    decision: {server: report.winner?.name ?? null, exitCode: report.exitCode, elapsedMs: report.elapsedMs},
+    decision: {server: report.winner?.name ?? null, exitCode: report.exitCode, elapsedMs: report.elapsedMs, reason: decisionReason(report)},
   }
 }

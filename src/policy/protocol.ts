@@ -141,7 +141,7 @@ export class RequestParser {
 
 /** What a request asks: a decision for a recipient domain, or a DUNNO with its reason. */
 export type Question =
-  | {readonly kind: 'decide'; readonly domain: string; readonly stop?: string}
+  | {readonly kind: 'decide'; readonly domain: string; readonly serverAddress?: string}
   | {readonly kind: 'dunno'; readonly note: string}
 
 /**
@@ -175,18 +175,19 @@ export function serverAddress(value: string | undefined): string | undefined {
 
 /**
  * The decision a request asks for (SPEC §11): only `request=smtpd_access_policy` at
- * `protocol_state=RCPT` with a recipient domain; the local host is `server_address`, else
- * `fallbackStop` (serve --stop). Everything else is DUNNO, with the reason for the log.
+ * `protocol_state=RCPT` with a recipient domain, and `server_address` (normalised) when it is
+ * an address: one identity of the local host, besides every serve --stop. Everything else is
+ * DUNNO, with the reason for the log.
  */
-export function question(request: Attributes, fallbackStop?: string): Question {
+export function question(request: Attributes): Question {
   const kind = request.get('request')
   if (kind !== 'smtpd_access_policy') return {kind: 'dunno', note: `request=${printable(kind ?? '')} is not smtpd_access_policy`}
   const state = request.get('protocol_state')
   if (state?.toUpperCase() !== 'RCPT') return {kind: 'dunno', note: `protocol_state=${printable(state ?? '')} is not RCPT`}
   const domain = recipientDomain(request.get('recipient') ?? '')
   if (domain === undefined) return {kind: 'dunno', note: 'no recipient domain'}
-  const stop = serverAddress(request.get('server_address')) ?? fallbackStop
-  return stop === undefined ? {kind: 'decide', domain} : {kind: 'decide', domain, stop}
+  const address = serverAddress(request.get('server_address'))
+  return address === undefined ? {kind: 'decide', domain} : {kind: 'decide', domain, serverAddress: address}
 }
 
 /** A server name fit for a reply line: a host name or an IP address, nothing else. */

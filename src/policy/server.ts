@@ -14,8 +14,8 @@ import {formatReply, question, RequestParser, type Attributes, type Trouble} fro
 export interface Query {
   /** The recipient domain: ASCII, lower case, no trailing dot. */
   readonly domain: string
-  /** The local host: the request's server_address, else serve --stop. */
-  readonly stop?: string
+  /** The request's server_address (normalised), when it is an address: one identity of the local host. */
+  readonly serverAddress?: string
 }
 
 export interface Decision {
@@ -34,8 +34,6 @@ export type Decide = (query: Query, signal: AbortSignal) => Promise<Decision>
 export interface ServerOptions {
   readonly listen: readonly Listen[]
   readonly decide: Decide
-  /** serve --stop: the local host when a request has no server_address. */
-  readonly stop?: string
   /** Each decision's deadline (0: none); past it the reply is DUNNO. */
   readonly timeoutMs: number
   readonly maxConnections?: number
@@ -288,13 +286,13 @@ class Connection {
   /** The reply to one request, within its deadline; logs one line. */
   async #answer(request: Attributes): Promise<string> {
     const {options, now} = this.#context
-    const asked = question(request, options.stop)
+    const asked = question(request)
     if (asked.kind === 'dunno') {
       options.log(`decision=dunno note="${asked.note}"`)
       return formatReply(undefined)
     }
     const started = now()
-    const decision = await this.#decideWithin({domain: asked.domain, ...(asked.stop === undefined ? {} : {stop: asked.stop})})
+    const decision = await this.#decideWithin({domain: asked.domain, ...(asked.serverAddress === undefined ? {} : {serverAddress: asked.serverAddress})})
     options.log(decisionLine(asked.domain, decision, now() - started))
     return formatReply(decision.server)
   }

@@ -156,7 +156,7 @@ describe('-4 / -6 (SPEC §2)', () => {
     const port = live.port
     const dns = await keep(startDns({'mx.test': {AAAA: ['::1'], A: ['127.0.0.85']}}))
     // mx.test is the local host through its AAAA ::1 even under -4: only 10:127.0.0.86 is a candidate.
-    const report = await run(['10:127.0.0.86', '20:mx.test'], {port, family: 4, dns: dns.address, stop: {address: '::1'}})
+    const report = await run(['10:127.0.0.86', '20:mx.test'], {port, family: 4, dns: dns.address, stops: [{address: '::1'}]})
     expect(report.selection.local.map((e) => e.name)).toEqual(['mx.test'])
     expect(report.selection.candidates.map((e) => e.name)).toEqual(['127.0.0.86'])
     expect(report.exitCode).toBe(0)

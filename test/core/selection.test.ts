@@ -61,16 +61,33 @@ describe('selectCandidates (pure)', () => {
   })
 })
 
+describe('selectCandidates when the local host must be found (SPEC §10: --mx, serve)', () => {
+  const pickFound = (words: string[], local: string[]) => selectCandidates(parseServerList(words), (entry) => local.includes(entry.name), true)
+
+  it('no entry is the local host: no candidate, and it says why', () => {
+    const selection = pickFound(['10:a', '20:b', '30:c'], [])
+    expect(selection.candidates).toEqual([])
+    expect(selection.localNotFound).toBe(true)
+    expect(selection.reason).toMatch(/^local host not among the MX/)
+  })
+
+  it('once found, the ordinary rule (SPEC §3)', () => {
+    expect(pickFound(['10:a', '20:b', '30:c'], ['b']).candidates.map((e) => e.name)).toEqual(['a'])
+    expect(pickFound(['10:a', '20:b', '30:c'], ['b']).localNotFound).toBeUndefined()
+  })
+})
+
 describe('isLocalHost (pure)', () => {
   const [named, v4, v6, mapped] = parseServerList(['10:S2.Domain.Com.', '192.0.2.1', '[2001:DB8:0::1]', '::ffff:192.0.2.9'])
 
   it('a name equal to the stop name, case- and trailing-dot-insensitively', () => {
-    expect(isLocalHost(named, [], {name: 's2.domain.com', addresses: ['198.51.100.1']})).toBe(true)
-    expect(isLocalHost(named, [], {name: 's1.domain.com', addresses: ['198.51.100.1']})).toBe(false)
+    expect(isLocalHost(named, [], {names: ['s2.domain.com'], addresses: ['198.51.100.1']})).toBe(true)
+    expect(isLocalHost(named, [], {names: ['s1.domain.com'], addresses: ['198.51.100.1']})).toBe(false)
+    expect(isLocalHost(named, [], {names: ['s1.domain.com', 's2.domain.com'], addresses: []})).toBe(true)
   })
 
   it('a name sharing any resolved address with the stop', () => {
-    const stop: Stop = {addresses: ['2001:db8::1', '192.0.2.7']}
+    const stop: Stop = {names: [], addresses: ['2001:db8::1', '192.0.2.7']}
     expect(isLocalHost(named, ['192.0.2.6', '192.0.2.7'], stop)).toBe(true)
     expect(isLocalHost(named, ['192.0.2.6'], stop)).toBe(false)
   })
@@ -79,7 +96,7 @@ describe('isLocalHost (pure)', () => {
     const stopOf = (text: string): Stop => {
       const parsed = parseStop(text)
       if (!('address' in parsed)) throw new Error('expected an address')
-      return {addresses: [parsed.address]}
+      return {names: [], addresses: [parsed.address]}
     }
     expect(isLocalHost(v4, [], stopOf('::ffff:192.0.2.1'))).toBe(true)
     expect(isLocalHost(v6, [], stopOf('2001:db8::1'))).toBe(true)
@@ -89,7 +106,7 @@ describe('isLocalHost (pure)', () => {
   })
 
   it('a literal entry is not the local host because of its text alone matching a stop name', () => {
-    expect(isLocalHost(v4, ['192.0.2.1'], {name: '192.0.2.1', addresses: []})).toBe(false)
+    expect(isLocalHost(v4, ['192.0.2.1'], {names: ['192.0.2.1'], addresses: []})).toBe(false)
   })
 })
 
@@ -110,7 +127,7 @@ const fakeResolver: Resolver = async (name) => {
 }
 
 /** Runs check(); every probed address answers `220` unless listed in `down`. */
-async function run(args: {stop?: string; words: string[]; down?: string[]; sequential?: boolean}) {
+async function run(args: {stop?: string | string[]; words: string[]; down?: string[]; sequential?: boolean; mustFindLocal?: boolean}) {
   const probed: string[] = []
   const attempt: AttemptFn = async (address) => {
     probed.push(address)
@@ -118,7 +135,8 @@ async function run(args: {stop?: string; words: string[]; down?: string[]; seque
   }
   const options: CheckOptions = {
     entries: parseServerList(args.words),
-    stop: args.stop === undefined ? undefined : parseStop(args.stop),
+    stops: [args.stop ?? []].flat().map((text) => parseStop(text)),
+    mustFindLocal: args.mustFindLocal,
     timeoutMs: 5000,
     port: 25,
     attemptDelayMs: 250,
@@ -188,6 +206,19 @@ describe('selection through check()', () => {
     expect(r).toMatchObject({winner: 's3.domain.com', exitCode: 1, probed: ['192.0.2.3']})
   })
 
+  it('several identities: an entry matching any of them is the local host (NAT: private address, public name)', async () => {
+    const r = await run({stop: ['10.0.0.20', 's2.domain.com'], words: ['10:s1.domain.com', '20:s2.domain.com', '30:s3.domain.com']})
+    expect(r).toEqual({winner: 's1.domain.com', exitCode: 1, candidates: ['s1.domain.com'], local: ['s2.domain.com'], probed: ['192.0.2.1']})
+    const byAddress = await run({stop: ['10.0.0.20', '2001:db8::2'], words: ['10:s1.domain.com', '20:s2.domain.com']})
+    expect(byAddress.local).toEqual(['s2.domain.com'])
+  })
+
+  it('the local host to be found (--mx, serve) and not found: exit 0, nothing probed; without --stop, every entry', async () => {
+    const words = ['10:s1.domain.com', '20:s3.domain.com']
+    expect(await run({stop: ['10.0.0.20'], words, mustFindLocal: true})).toEqual({winner: undefined, exitCode: 0, candidates: [], local: [], probed: []})
+    expect(await run({words, mustFindLocal: true})).toMatchObject({winner: 's1.domain.com', exitCode: 1})
+  })
+
   it('an empty list: exit 0, nothing probed', async () => {
     expect(await run({stop: '192.0.2.1', words: []})).toEqual({winner: undefined, exitCode: 0, candidates: [], local: [], probed: []})
   })
@@ -200,7 +231,7 @@ describe('selection through check()', () => {
   it('a stop name that does not resolve is a FatalError naming it, before anything is probed', async () => {
     const probed: string[] = []
     const promise = check(
-      {entries: parseServerList(['10:s1.domain.com']), stop: parseStop('nx.example'), timeoutMs: 5000, port: 25, attemptDelayMs: 250, sequential: false},
+      {entries: parseServerList(['10:s1.domain.com']), stops: [parseStop('nx.example')], timeoutMs: 5000, port: 25, attemptDelayMs: 250, sequential: false},
       {resolver: fakeResolver, attempt: async (a) => (probed.push(a), {outcome: 'available'}), now: () => performance.now()},
     )
     await expect(promise).rejects.toThrow(FatalError)

@@ -87,8 +87,10 @@ describe.skipIf(skip !== undefined)(`Exim as a secondary MX running smtpdcheck${
     expect(recipe).not.toMatch(/\/bin\/sh|dnsdb/)
   })
 
-  it('no MX record (an address only): the implicit MX, the domain itself, is up → deferred', async () => {
-    expect(await rcptReply(exim, 'user@plain.test')).toMatch(/^4\d\d Please use server plain\.test$/)
+  it('no MX record (an address only): the implicit MX is the domain itself, not this host → accepted, nothing probed (SPEC §10: the local host must be found to defer)', async () => {
+    const probes = primary.connections.length
+    expect(await rcptReply(exim, 'user@plain.test')).toMatch(/^250 /)
+    expect(primary.connections.length).toBe(probes)
   })
 
   it('NXDOMAIN: accepted, smtpdcheck having exited 0', async () => {

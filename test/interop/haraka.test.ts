@@ -73,6 +73,9 @@ beforeAll(async () => {
       'example.net': {MX: [[10, 'mx2.example.org'], [20, 'mx1.example.org']]},
       'broken.example': {servfail: true},
       'hang.example': {silent: true},
+      // NAT: the MX records name this host by a public address Haraka does not listen on.
+      'nat.example': {MX: [[10, 'mx1.example.org'], [20, 'mx2-public.example']]},
+      'mx2-public.example': {A: ['127.60.2.22']},
       'mx1.example.org': {A: [PRIMARY]},
       'mx2.example.org': {A: [SECONDARY]},
     },
@@ -85,7 +88,7 @@ beforeAll(async () => {
   const config = join(harakaDir, 'config')
   writeFileSync(join(config, 'smtp.ini'), `listen=${SECONDARY}:${primary.port}\npublic_ip=${SECONDARY}\nnodes=0\n`)
   writeFileSync(join(config, 'me'), 'mx2.example.org\n')
-  writeFileSync(join(config, 'host_list'), 'example.org\nexample.net\nbroken.example\nhang.example\n')
+  writeFileSync(join(config, 'host_list'), 'example.org\nexample.net\nbroken.example\nhang.example\nnat.example\n')
   writeFileSync(join(harakaDir, 'plugins', 'loopback_rdns.js'), "exports.hook_lookup_rdns = (next) => next(OK, 'localhost')\n")
   const plugins = readFileSync(join(config, 'plugins'), 'utf8').split('\n').filter((line) => !/^(mail_from\.is_resolvable|queue\/)/.test(line))
   writeFileSync(join(config, 'plugins'), ['loopback_rdns', ...plugins].join('\n'))
@@ -95,8 +98,9 @@ beforeAll(async () => {
     .replace(/^port=25$/m, `port=${primary.port}`)
     .replace(/^timeout=10$/m, 'timeout=3')
     .replace(/^positive_ttl=30$/m, 'positive_ttl=0') // the primary's going down is seen at once
+    .replace(/^;identities\[\]=$/m, 'identities[]=mx2-public.example') // this host's public name (NAT)
   writeFileSync(ini, settings)
-  appendFileSync(ini, 'example.net\nbroken.example\nhang.example\n')
+  appendFileSync(ini, 'example.net\nbroken.example\nhang.example\nnat.example\n')
 
   haraka = spawn(process.execPath, [HARAKA_BIN, '-c', harakaDir], {cwd: harakaDir, env, detached: true, stdio: ['ignore', 'pipe', 'pipe']})
   haraka.stdout!.on('data', (d) => (log += d))
@@ -120,6 +124,10 @@ describe('Haraka as a secondary MX with haraka-plugin-smtpdcheck', () => {
   it('RCPT gets 450 naming the primary while it is up', async () => {
     expect(await rcpt('user@example.org')).toBe('450 Please use server mx1.example.org')
     expect(primary!.connections.length).toBeGreaterThan(0)
+  })
+
+  it('behind NAT: the configured public identity finds this host among the MX, so the primary is named', async () => {
+    expect(await rcpt('user@nat.example')).toBe('450 Please use server mx1.example.org')
   })
 
   it('RCPT gets 250 when this host is the best MX', async () => {

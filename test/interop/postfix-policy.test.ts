@@ -8,8 +8,10 @@
 import {readFileSync} from 'node:fs'
 import {afterAll, beforeAll, describe, expect, it} from 'vitest'
 
+import {startDns} from '../../fixtures/dns.js'
 import {cannotRun, POSTFIX, startPostfix} from '../../fixtures/interop/servers.js'
-import {startMxWorld} from '../serve-harness.js'
+import {startSmtp} from '../../fixtures/smtp.js'
+import {startMxWorld, startServe} from '../serve-harness.js'
 import {rcptReply} from './smtp-client.js'
 
 const SECONDARY = '127.0.20.40'
@@ -74,5 +76,76 @@ describe.skipIf(skip !== undefined)(`Postfix asking smtpdcheck serve (check_poli
     expect(postfix.log()).not.toMatch(/warning:/) // e.g. "problem talking to server", "connect to …: Connection refused"
     expect(serve.output.stderr).toMatch(/domain=example\.test decision=defer server=mx1\.example\.test/)
     expect(serve.output.stderr).toMatch(/domain=example\.test decision=dunno/)
+  })
+})
+
+// Behind NAT (issue 18): Postfix listens on 127.20.9.92, the "private" address it reports as
+// server_address; DNS lists this host as mx2.nat.test = 127.20.9.93, the "public" address,
+// which serve learns from --stop. nat.test: 10 mx1 (a fixture primary, greeting after
+// 300 ms), 20 mx2 (this host), 30 mx3 (greeting at once: what "every MX is a candidate"
+// would name); natbest.test: this host at 10; natother.test does not list this host at all.
+const NAT_PRIVATE = '127.20.9.92'
+const NAT_PUBLIC = '127.20.9.93'
+const NAT_PRIMARY = '127.20.9.41'
+const NAT_THIRD = '127.20.9.43'
+
+describe.skipIf(skip !== undefined)(`Postfix behind NAT asking serve --stop <public address>${skip ? ` (skipped: ${skip})` : ''}`, () => {
+  let dns: Awaited<ReturnType<typeof startDns>>
+  let primary: Awaited<ReturnType<typeof startSmtp>>
+  let third: Awaited<ReturnType<typeof startSmtp>>
+  let serve: Awaited<ReturnType<typeof startServe>>
+  let postfix: Awaited<ReturnType<typeof startPostfix>>
+  beforeAll(async () => {
+    dns = await startDns({
+      'nat.test': {MX: [[10, 'mx1.nat.test'], [20, 'mx2.nat.test'], [30, 'mx3.nat.test']]},
+      'natbest.test': {MX: [[10, 'mx2.nat.test'], [20, 'mx1.nat.test']]},
+      'natother.test': {MX: [[10, 'mx1.nat.test']]},
+      'mx1.nat.test': {A: [NAT_PRIMARY]},
+      'mx2.nat.test': {A: [NAT_PUBLIC]},
+      'mx3.nat.test': {A: [NAT_THIRD]},
+    }, {host: '127.20.9.1'})
+    primary = await startSmtp({host: NAT_PRIMARY, greet: (socket) => void setTimeout(() => socket.destroyed || socket.write('220 primary.nat.test ESMTP\r\n'), 300)})
+    third = await startSmtp({host: NAT_THIRD, port: primary.port, greeting: '220 mx3.nat.test ESMTP\r\n'})
+    serve = await startServe(['--dns-server', dns.address, '--port', String(primary.port), '--no-cache', '--stop', NAT_PUBLIC])
+    postfix = await startPostfix(NAT_PRIVATE, {
+      smtpd: true,
+      main: [
+        'relay_domains = nat.test natbest.test natother.test',
+        'local_recipient_maps =',
+        'alias_maps =',
+        'smtpd_reject_unlisted_recipient = no',
+        'smtpd_relay_restrictions = reject_unauth_destination',
+        `smtpd_recipient_restrictions = reject_unauth_destination, ${readmePolicy(serve.port)}`,
+      ].join('\n'),
+    })
+  }, 30_000)
+  afterAll(async () => {
+    await postfix?.close()
+    serve?.child.kill('SIGTERM')
+    await serve?.done
+    await primary?.close()
+    await third?.close()
+    await dns?.close()
+  })
+
+  const reply = (rcpt: string) => rcptReply({host: NAT_PRIVATE, port: postfix.smtpdPort!}, rcpt)
+
+  it('this host is the best MX by its public address: 250, nothing probed', async () => {
+    expect(await reply('user@natbest.test')).toMatch(/^250 /)
+    expect(primary.connections).toHaveLength(0)
+  })
+
+  it('this host is the backup by its public address, the primary up: 450 naming the primary, not the less preferred mx3', async () => {
+    expect(await reply('user@nat.test')).toBe('450 4.7.1 <user@nat.test>: Recipient address rejected: Please use server mx1.nat.test')
+    expect(third.connections).toHaveLength(0)
+  })
+
+  it('a relayed domain whose MX does not list this host: 250, logged as not among the MX', async () => {
+    const probes = primary.connections.length
+    expect(await reply('user@natother.test')).toMatch(/^250 /)
+    expect(primary.connections.length).toBe(probes)
+    for (let i = 0; i < 50 && !/domain=natother\.test/.test(serve.output.stderr); i++) await new Promise((r) => setTimeout(r, 20))
+    expect(serve.output.stderr).toMatch(/domain=natother\.test decision=dunno .*note="local host not among the MX/)
+    expect(postfix.log()).not.toMatch(/warning:/)
   })
 })
