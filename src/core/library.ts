@@ -119,7 +119,7 @@ interface DnsClient {
   readonly resolver: Resolver
   readonly resolveMx: ResolveMx
   readonly server?: HostPort
-  close(): void
+  close(): Promise<void>
 }
 
 /**
@@ -137,7 +137,7 @@ function dnsClient(dnsServer: string | undefined): DnsClient {
     resolver: (name, signal) => resolver(name, both(signal)),
     resolveMx: (name, signal) => resolveMx(name, both(signal)),
     server,
-    close: () => closing.abort(),
+    close: async () => closing.abort(),
   }
 }
 
@@ -200,7 +200,7 @@ export async function check(options: CheckOptions): Promise<Verdict> {
     await cache?.save()
     return verdict
   } finally {
-    dns.close()
+    await dns.close()
   }
 }
 
@@ -238,7 +238,7 @@ export function createChecker(options: CheckerOptions = {}): Checker {
       closed ??= (async () => {
         closing.abort(new FatalError('the checker is closed'))
         await Promise.all(inFlight)
-        dns.close()
+        await dns.close()
       })()
       return closed
     },
