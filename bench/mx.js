@@ -2,7 +2,8 @@
 // with --mx, side by side in one run (interleaved), against the DNS fixture on loopback and
 // a live primary. Target: --mx costs at most one DNS round trip more, a round trip being
 // measured here too: the median wall time, inside a fresh node process, of one MX query to
-// the same fixture from a new c-ares Resolver (what a --mx run makes).
+// the same fixture from a new c-ares Resolver (a yardstick of one round trip from a cold
+// process; --mx itself asks through src/core/dns-client.ts).
 // `node bench/mx.js [runs]` prints the rows; bench/run.js imports run().
 import {fileURLToPath} from 'node:url'
 

@@ -7,6 +7,7 @@ import {attemptSmtp} from '../src/core/attempt.js'
 import {check} from '../src/core/check.js'
 import {parseServerList} from '../src/core/grammar.js'
 import {MAX_LINE_OCTETS} from '../src/core/greeting.js'
+import {createDnsClient} from '../src/core/dns-client.js'
 import {systemResolver} from '../src/core/resolve.js'
 import {flood, hostileCases, type HostileCase} from '../fixtures/hostile.js'
 import {startSmtp, until} from '../fixtures/smtp.js'
@@ -35,7 +36,7 @@ describe('hostile servers, in-process (check() + attemptSmtp)', () => {
       const t0 = performance.now()
       const report = await check(
         {entries: parseServerList(['127.0.0.1']), timeoutMs: c.budgetMs, port: server.port, attemptDelayMs: 250, sequential: false},
-        {resolver: systemResolver, attempt: attemptSmtp, now: () => performance.now()},
+        {resolver: systemResolver(createDnsClient()), attempt: attemptSmtp, now: () => performance.now()},
       )
       const ms = performance.now() - t0
       const [probe] = report.servers

@@ -1,5 +1,5 @@
 // --mx property (SPEC §10, issue 11): random MX answers served by the DNS fixture over real
-// UDP and read by the real c-ares resolver; the entries that reach selection must equal a
+// UDP and read by the real DNS client (src/core/dns-client.ts); the entries that reach selection must equal a
 // model written from SPEC §10 and §2 (not from src/core/mx.ts): sort by preference keeping
 // DNS order for ties, drop `.` records, a lone `0 .` is a null MX, no record is the implicit
 // MX, NXDOMAIN is no list, junk exchanges are skipped, the same host twice is one entry.
@@ -9,9 +9,10 @@ import {afterAll, beforeAll, describe, expect, it} from 'vitest'
 
 import {attemptSmtp} from '../src/core/attempt.js'
 import {createChecker} from '../src/core/checker.js'
+import {createDnsClient} from '../src/core/dns-client.js'
 import {lookupMx, mxResolver} from '../src/core/mx.js'
 import {parseDnsServer, parseStop} from '../src/core/grammar.js'
-import {dnsServerResolver} from '../src/core/resolve.js'
+import {dnsResolver} from '../src/core/resolve.js'
 import {startDns} from '../fixtures/dns.js'
 import {closedPort, startSmtp} from '../fixtures/smtp.js'
 import {runCli} from './cli.js'
@@ -100,9 +101,10 @@ describe('--mx: the entries reaching selection equal the SPEC §10 model', () =>
   })
   afterAll(async () => dns?.close())
 
-  it('in-process through c-ares: every generated answer, and every branch reached', async () => {
+  it('in-process through the DNS client: every generated answer, and every branch reached', async () => {
     const counts = Object.fromEntries(BRANCHES.map((b) => [b, 0]))
-    const resolveMx = mxResolver(parseDnsServer(dns.address))
+    const client = createDnsClient({servers: [parseDnsServer(dns.address)]})
+    const resolveMx = mxResolver(client)
     await fc.assert(
       fc.asyncProperty(answer, async (a) => {
         const domain = serve(a)
@@ -113,6 +115,7 @@ describe('--mx: the entries reaching selection equal the SPEC §10 model', () =>
       }),
       {numRuns: 300},
     )
+    await client.close()
     for (const b of BRANCHES) expect(counts[b], `${b} reached ${counts[b]} times`).toBeGreaterThanOrEqual(5)
   }, 60_000)
 
@@ -235,8 +238,8 @@ describe('identities and the not-found rule: generated MX lists against the SPEC
 
   it('in-process (the checker --mx and serve share): every generated list, every branch reached', async () => {
     const counts = Object.fromEntries(SCENARIO_BRANCHES.map((b) => [b, 0]))
-    const server = parseDnsServer(dns.address)
-    const checker = createChecker({timeoutMs: 800, port: up.port, attemptDelayMs: 250, sequential: false}, {resolver: dnsServerResolver(server), resolveMx: mxResolver(server), attempt: attemptSmtp, now: () => performance.now()})
+    const client = createDnsClient({servers: [parseDnsServer(dns.address)]})
+    const checker = createChecker({timeoutMs: 800, port: up.port, attemptDelayMs: 250, sequential: false}, {resolver: dnsResolver(client), resolveMx: mxResolver(client), attempt: attemptSmtp, now: () => performance.now()})
     await fc.assert(
       fc.asyncProperty(scenario, async (s) => {
         const domain = serveCase(s)
@@ -248,7 +251,7 @@ describe('identities and the not-found rule: generated MX lists against the SPEC
         expect(report.selection.localNotFound ?? false).toBe(s.identities.length > 0 && report.selection.local.length === 0)
       }),
       {numRuns: 200},
-    )
+    ).finally(() => client.close())
     for (const b of SCENARIO_BRANCHES) expect(counts[b], `${b} reached ${counts[b]} times`).toBeGreaterThanOrEqual(5)
   }, 120_000)
 

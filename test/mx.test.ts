@@ -206,3 +206,22 @@ describe('--mx usage errors: one line, exit 2, no DNS query', () => {
     expect(w.probes()).toBe(0)
   })
 })
+
+describe('--mx: records of another owner (SPEC §10, issue 18 item 6)', () => {
+  it('an MX record whose owner is not the domain asked (nor its CNAME target) is ignored', async () => {
+    const w = await world({
+      'wrongowner.test': {MX: [[10, 'mxa.test']], owner: 'other.test'},
+      'mixedowner.test': {MX: [[20, 'mxb.test']], extra: [{type: 'MX', class: 'IN', name: 'evil.test', ttl: 60, data: {preference: 1, exchange: 'mxa.test'}}]},
+      'alias.test': {CNAME: 'target.test'},
+      'target.test': {MX: [[10, 'mxb.test']]},
+    })
+    const wrong = await w.run(['--json', '--mx', 'wrongowner.test'])
+    expect(JSON.parse(wrong.stdout).mx).toEqual({domain: 'wrongowner.test', outcome: 'implicit', records: []})
+    const mixed = await w.run(['--json', '--mx', 'mixedowner.test'])
+    expect(JSON.parse(mixed.stdout).mx.records).toEqual([{prio: 20, exchange: 'mxb.test'}])
+    expect(words(mixed.stdout)).toEqual(['20:mxb.test'])
+    expect(mixed.status).toBe(1) // mxb.test is up; evil.test's mxa.test was never a candidate
+    const alias = await w.run(['--json', '--mx', 'alias.test'])
+    expect(JSON.parse(alias.stdout).mx.records).toEqual([{prio: 10, exchange: 'mxb.test'}])
+  })
+})

@@ -7,7 +7,8 @@ import {MemoryCache} from '../src/core/cache.js'
 import {check, type TraceEvent} from '../src/core/check.js'
 import {parseDnsServer, parseServerList} from '../src/core/grammar.js'
 import {formatEvent, toJson} from '../src/core/report.js'
-import {dnsServerResolver} from '../src/core/resolve.js'
+import {createDnsClient} from '../src/core/dns-client.js'
+import {dnsResolver} from '../src/core/resolve.js'
 import {startDns} from '../fixtures/dns.js'
 import {closedPort, startSmtp} from '../fixtures/smtp.js'
 import {runCli} from './cli.js'
@@ -72,16 +73,18 @@ describe('--json', () => {
     ]
     const cache = new MemoryCache({negative: 60, positive: 60})
     const outcomes = new Set<string>()
+    const client = createDnsClient({servers: [parseDnsServer(dns)]})
     for (const r of runs) {
       const report = await check(
         {entries: parseServerList(r.words), stops: r.stops, timeoutMs: 2000, port: r.port ?? port, attemptDelayMs: 100, sequential: r.sequential ?? false},
-        {resolver: dnsServerResolver(parseDnsServer(dns)), attempt: attemptSmtp, now: () => performance.now(), cache},
+        {resolver: dnsResolver(client), attempt: attemptSmtp, now: () => performance.now(), cache},
       )
       const json = toJson(report)
       expect(validate(json)).toEqual([])
       expect(json.entries.map((e) => e.name)).toEqual(report.entries.map((e) => e.name))
       for (const e of json.entries) for (const a of e.attempts) outcomes.add(a.outcome)
     }
+    await client.close()
     expect([...outcomes].sort()).toEqual(['available', 'cached', 'cancelled', 'refused', 'rejected'])
   })
 

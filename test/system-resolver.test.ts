@@ -48,11 +48,11 @@ describe.skipIf(skip !== undefined)(`the system resolver in a private mount name
     rmSync(dir, {recursive: true, force: true})
   })
 
-  /** The binary with this test's resolv.conf and hosts bind-mounted over the system's. */
-  const runIsolated = (args: string[]) =>
+  /** The binary with this test's resolv.conf (or `resolvConf`) and hosts bind-mounted over the system's. */
+  const runIsolated = (args: string[], resolvConf = join(dir, 'resolv.conf')) =>
     runTimed(
       ['--mount', 'sh', '-c', 'mount --bind "$1" /etc/resolv.conf && mount --bind "$2" /etc/hosts && shift 2 && exec "$@"', 'sh',
-        join(dir, 'resolv.conf'), join(dir, 'hosts'), process.execPath, BIN, '--no-cache', '--port', String(primary.port), ...args],
+        resolvConf, join(dir, 'hosts'), process.execPath, BIN, '--no-cache', '--port', String(primary.port), ...args],
       {command: 'unshare', limitMs: 30_000},
     )
 
@@ -68,6 +68,21 @@ describe.skipIf(skip !== undefined)(`the system resolver in a private mount name
     expect([run.stdout, run.stderr, run.status]).toEqual(['PRIMARY.hosts.test.\n', '', 1])
     expect(run.ms).toBeLessThan(3000)
     expect(dns.queries.some((q) => q.name.includes('hosts.test'))).toBe(false) // /etc/hosts answered it
+  }, 40_000)
+
+  it('resolv.conf: a silent first name server is asked once (timeout:1 attempts:1), then the second answers', async () => {
+    const silent = await startDns({'mx1.test': {silent: true}, 'mx2.test': {silent: true}}, {host: '127.0.11.54', port: 53})
+    try {
+      const conf = join(dir, 'two.conf')
+      writeFileSync(conf, `# two servers\nnameserver 127.0.11.54\nnameserver ${RESOLVER} ; the live one\noptions timeout:1 attempts:1\n`)
+      const run = await runIsolated(['--timeout', '10', '--stop', 'mx2.test', '10:mx1.test', '20:mx2.test'], conf)
+      expect([run.stdout, run.stderr, run.status]).toEqual(['mx1.test\n', '', 1])
+      expect(run.ms).toBeGreaterThanOrEqual(900) // the first server's one try
+      expect(run.ms).toBeLessThan(5000)
+      expect(silent.queries.filter((q) => q.name === 'mx1.test' && q.type === 'A')).toHaveLength(1)
+    } finally {
+      await silent.close()
+    }
   }, 40_000)
 
   it('an /etc/hosts name as --stop; localhost keeps working', async () => {

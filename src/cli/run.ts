@@ -7,11 +7,11 @@ import {defaultCachePath, FileCache} from '../core/cache-file.js'
 import type {CheckOptions} from '../core/check.js'
 import {createChecker} from '../core/checker.js'
 import {escapeControls, FatalError, UsageError, type FailureKind} from '../core/errors.js'
-import {hostPort, parseDnsServer, parseServerList, parseStop, type HostPort} from '../core/grammar.js'
-import {mxResolver, parseMxDomain} from '../core/mx.js'
-import {probeSettings, ttlsFrom} from '../core/options.js'
+import {hostPort, parseServerList, parseStop} from '../core/grammar.js'
+import {parseMxDomain, type ResolveMx} from '../core/mx.js'
+import {dnsFrom, probeSettings, ttlsFrom} from '../core/options.js'
 import {formatEvent, formatMxEvent, formatSettings, stamp, toJson, type Settings} from '../core/report.js'
-import {dnsServerResolver, systemResolver, type Resolver} from '../core/resolve.js'
+import type {Resolver} from '../core/resolve.js'
 import type {ParsedFlags} from './flags.js'
 
 const USAGE = 'usage: smtpdcheck [--stop {ip-addr|name}] [--timeout seconds] [options] [prio:]server ...'
@@ -26,13 +26,13 @@ export function usage(): never {
 export interface Prepared {
   readonly options: CheckOptions
   readonly resolver: Resolver
+  /** The MX lookup of `--mx`, through the same DNS client as `resolver`. */
+  readonly resolveMx: ResolveMx
   readonly cache?: OutcomeCache
   readonly verbose: boolean
   readonly json: boolean
   /** `--mx DOMAIN` (ASCII): the list is DOMAIN's MX records, looked up before the probes. */
   readonly mx?: string
-  /** `--dns-server`, for the MX lookup (the resolver above asks it for A and AAAA). */
-  readonly dnsServer?: HostPort
   /** The run's start on monotonicMs' clock: every --verbose line counts from it. */
   readonly startMs: number
   /** The settings in force (--json `options`, the --verbose header line). */
@@ -46,7 +46,7 @@ export function prepare(flags: ParsedFlags, words: readonly string[], startMs = 
   const mx = flags.mx === undefined ? undefined : parseMxDomain(flags.mx)
   if (mx !== undefined && words.length > 0) throw new UsageError('--mx and server words cannot be used together (one or the other gives the list)')
   const options: CheckOptions = {...probeOptions(flags), entries: parseServerList(words), sequential: flags.sequential ?? false}
-  const {resolver, dnsServer} = dnsOf(flags)
+  const {resolver, resolveMx, dnsServer} = dnsOf(flags)
   const verbose = flags.verbose ?? false
   const say = verbose ? (message: string) => warn(`${stamp(monotonicMs() - startMs)}cache: ${message}`) : undefined
   const useCache = flags.cache ?? true
@@ -64,7 +64,7 @@ export function prepare(flags: ParsedFlags, words: readonly string[], startMs = 
     cache: cachePath ?? null,
     ttls,
   }
-  return {options, resolver, dnsServer, cache, verbose, json: flags.json ?? false, mx, startMs, settings, cacheOff}
+  return {options, resolver, resolveMx, cache, verbose, json: flags.json ?? false, mx, startMs, settings, cacheOff}
 }
 
 /** The options shared by the command and serve (one rule per option; SPEC §2, §5, §7). */
@@ -78,10 +78,9 @@ export function probeOptions(flags: SharedFlags): Omit<CheckOptions, 'entries' |
   }
 }
 
-/** --dns-server → the A/AAAA resolver (and the server, for the MX lookup). */
-export function dnsOf(flags: SharedFlags): {resolver: Resolver; dnsServer?: HostPort} {
-  const dnsServer = flags['dns-server'] === undefined ? undefined : parseDnsServer(flags['dns-server'])
-  return {resolver: dnsServer === undefined ? systemResolver : dnsServerResolver(dnsServer), dnsServer}
+/** --dns-server → the DNS client and its resolvers (core/options.ts); `longLived` for serve. */
+export function dnsOf(flags: SharedFlags, longLived = false): ReturnType<typeof dnsFrom> {
+  return dnsFrom(flags['dns-server'], longLived)
 }
 
 /** --negative-ttl, --positive-ttl (whose default differs: 0 for the command, 30 for serve). */
@@ -141,7 +140,7 @@ export const monotonicMs = () => Number(process.hrtime.bigint()) / 1e6
 export async function runCheck(run: Prepared): Promise<never> {
   if (run.verbose) warn(formatSettings(run.settings, run.cacheOff))
   const {entries, stops, ...settings} = run.options
-  const checker = createChecker(settings, {resolver: run.resolver, resolveMx: mxResolver(run.dnsServer), attempt: attemptSmtp, now: monotonicMs, cache: run.cache})
+  const checker = createChecker(settings, {resolver: run.resolver, resolveMx: run.resolveMx, attempt: attemptSmtp, now: monotonicMs, cache: run.cache})
   const {report, mx} = await checker.check({
     list: run.mx === undefined ? {entries} : {mx: run.mx},
     stops,

@@ -8,9 +8,9 @@ import type {CheckOptions} from '../core/check.js'
 import {createChecker, longLived, type Checked, type Checker} from '../core/checker.js'
 import {sharing} from '../core/sharing.js'
 import {SERVE_DNS_CACHE} from '../core/dns-cache.js'
+import type {DnsClient} from '../core/dns-client.js'
 import {FatalError, quote, UsageError} from '../core/errors.js'
 import {parseInteger, type StopGiven} from '../core/grammar.js'
-import {mxResolver} from '../core/mx.js'
 import {formatEvent, formatMxEvent, reasonOf} from '../core/report.js'
 import {parseListen, parseSocketMode, type Listen} from '../policy/listen.js'
 import {startPolicyServer, type Decide, type Decision, type PolicyServer} from '../policy/server.js'
@@ -30,6 +30,8 @@ export interface ServeSetup {
   /** The probe outcomes' TTLs, when there is a cache (how long a decision may be reused). */
   readonly ttls?: Ttls
   readonly deps: Parameters<typeof longLived>[0]
+  /** The DNS client behind deps' resolvers, closed when serve ends. */
+  readonly dns: DnsClient
   readonly log: Log
 }
 
@@ -49,7 +51,7 @@ export function prepareServe(flags: ServeFlags, words: readonly string[]): Serve
   const path = flagText(flags, 'cache-file')
   const say = verbose ? (message: string) => log(`cache: ${message}`) : undefined
   const cache = flags.cache === false ? undefined : path === undefined ? new MemoryCache(ttls, Date.now, probe.timeoutMs) : new FileCache(path, ttls, {budgetMs: probe.timeoutMs, say})
-  const {resolver, dnsServer} = dnsOf(flags)
+  const {client, resolver, resolveMx} = dnsOf(flags, true)
   return {
     listen,
     settings,
@@ -59,7 +61,8 @@ export function prepareServe(flags: ServeFlags, words: readonly string[]): Serve
     cache,
     verbose,
     ttls: cache === undefined ? undefined : ttls,
-    deps: {resolver, resolveMx: mxResolver(dnsServer), attempt: attemptSmtp, now: monotonicMs, cache},
+    deps: {resolver, resolveMx, attempt: attemptSmtp, now: monotonicMs, cache},
+    dns: client,
     log,
   }
 }
@@ -175,6 +178,7 @@ export async function runServe(setup: ServeSetup): Promise<void> {
   const saver = setup.cache instanceof FileCache ? setInterval(() => void setup.cache!.save(), SAVE_EVERY_MS).unref() : undefined
   onStopSignals(server, log, async () => {
     clearInterval(saver)
+    await setup.dns.close()
     await setup.cache?.save()
   })
 }

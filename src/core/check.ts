@@ -2,7 +2,7 @@
 // probing (§4, §5), the decision (§6). Nothing of a run outlives it; no module state.
 import type {AttemptFn} from './attempt.js'
 import type {OutcomeCache} from './cache.js'
-import {FatalError} from './errors.js'
+import {FatalError, OUT_OF_RESOURCES, outOfResources} from './errors.js'
 import {canonicalName, familyOf, hostPort, type Entry, type StopGiven} from './grammar.js'
 import {raceAddresses, type AttemptRecord, type RaceResult} from './race.js'
 import type {Lookup, Resolver} from './resolve.js'
@@ -426,9 +426,6 @@ async function probeInOrder(run: Run, lookups: Lookups, selector: Selector): Pro
   return {servers}
 }
 
-/** Errors that say this host, not the server, failed: out of descriptors or buffers. */
-const OUT_OF_RESOURCES = new Set(['EMFILE', 'ENFILE', 'ENOBUFS', 'ENOMEM'])
-
 /**
  * Phase 5: the answer. No candidate available is exit 0 only if every candidate could be
  * probed: one this host lacked the descriptors or buffers to probe makes it a system error.
@@ -438,13 +435,31 @@ function conclude(run: Run, probing: Probing, selection: Selection): 0 | 1 {
     for (const server of probing.servers) {
       const starved = server.attempts.find((a) => a.error && OUT_OF_RESOURCES.has(a.error))
       if (starved) {
-        throw new FatalError(`system error: cannot probe ${server.entry.name} (${hostPort(starved.address, starved.port)}): ${starved.error}, this host is out of file descriptors or buffers`)
+        throw new FatalError(`system error: cannot probe ${server.entry.name} (${hostPort(starved.address, starved.port)}): ${outOfResources(starved.error!)}`)
       }
     }
   }
   const exitCode = probing.winner ? 1 : 0
   run.emit({type: 'decision', ms: run.elapsed(), winner: probing.winner?.name, exitCode, ...(selection.localNotFound ? {localNotFound: true} : {})})
   return exitCode
+}
+
+/**
+ * SPEC §3: a lookup that failed for a local reason (EMFILE, …) tells nothing about its name,
+ * so an answer that could rest on it is a system error: with a winner, when the failed entry
+ * could exclude it were it the local host (list order before it, or a priority ≤ its own);
+ * without one, when the failed entry was a candidate (it could not be probed) or the local
+ * host was not found (the failed entry may be it).
+ */
+function failOnStarvedLookup(lookups: ReadonlyMap<Entry, Lookup>, selection: Selection, winner: Entry | undefined): void {
+  const candidates = new Set(selection.candidates)
+  for (const [entry, lookup] of lookups) {
+    if (lookup.outcome !== 'dns-error' || !OUT_OF_RESOURCES.has(lookup.error ?? '')) continue
+    const matters = winner
+      ? entry.index < winner.index || (entry.prio !== undefined && winner.prio !== undefined && entry.prio <= winner.prio)
+      : candidates.has(entry) || selection.localNotFound === true
+    if (matters) throw new FatalError(`system error: cannot look up ${entry.name}: ${outOfResources(lookup.error!)}`)
+  }
 }
 
 export async function check(options: CheckOptions, deps: CheckDeps): Promise<Report> {
@@ -468,8 +483,9 @@ export async function check(options: CheckOptions, deps: CheckDeps): Promise<Rep
     records = await Promise.all(lookups.records)
     run.dispose()
   }
-  const exitCode = conclude(run, probing, selection)
   const lookupRecords = new Map(options.entries.flatMap((entry, i) => (entry.kind === 'name' && records[i] ? [[entry, records[i]] as const] : [])))
+  failOnStarvedLookup(lookupRecords, selection, probing.winner)
+  const exitCode = conclude(run, probing, selection)
   const servers = [...probing.servers].sort((a, b) => a.entry.index - b.entry.index)
   return {entries: options.entries, stops: stopReport, selection, servers, lookups: lookupRecords, winner: probing.winner, exitCode, elapsedMs: run.elapsed()}
 }

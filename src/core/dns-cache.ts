@@ -1,9 +1,8 @@
 // DNS answers held briefly for a long-lived process (serve, SPEC §11): a decision for a
 // domain seen seconds ago costs no DNS round trip. Concurrent askers of one name share one
-// query; a positive answer is kept for its TTL (A/AAAA) or a fixed time (MX: c-ares gives
-// no TTL), capped; "no such name" / "no data" briefly; a failure not at all. No module
-// state: one table per wrapper.
-import type {ResolveMx} from './mx.js'
+// query; a positive answer is kept for its TTL, capped; "no such name" / "no data" briefly;
+// a failure not at all. No module state: one table per wrapper.
+import type {MxAnswer, ResolveMx} from './mx.js'
 import {canonicalName} from './grammar.js'
 import {sharing} from './sharing.js'
 import type {Lookup, Resolver} from './resolve.js'
@@ -11,7 +10,7 @@ import type {Lookup, Resolver} from './resolve.js'
 export interface DnsCacheOptions {
   /** Monotonic milliseconds. */
   readonly now: () => number
-  /** The longest time any answer is kept, ms (also an MX answer's time). */
+  /** The longest time any answer is kept, ms. */
   readonly maxMs: number
   /** How long NXDOMAIN / NODATA is kept, ms. */
   readonly negativeMs: number
@@ -46,20 +45,20 @@ export function cachingResolver(resolver: Resolver, options: DnsCacheOptions): R
 
 const NEGATIVE_MX_CODES = new Set(['ENOTFOUND', 'NXDOMAIN', 'ENODATA'])
 
-type MxAnswer = {records: Awaited<ReturnType<ResolveMx>>; code?: never} | {records?: never; code: string; error: unknown}
+type Remembered = {answer: MxAnswer; code?: never} | {answer?: never; code: string; error: unknown}
 
-/** MX answers kept maxMs; NXDOMAIN / NODATA negativeMs; other failures (SERVFAIL, timeout) never. */
+/** MX answers kept for their TTL (at most maxMs; TTL 0: not at all); NXDOMAIN / NODATA negativeMs; other failures (SERVFAIL, timeout) never. */
 export function cachingMxResolver(resolveMx: ResolveMx, options: DnsCacheOptions): ResolveMx {
-  const ask = (name: string, signal: AbortSignal): Promise<MxAnswer> =>
+  const ask = (name: string, signal: AbortSignal): Promise<Remembered> =>
     resolveMx(name, signal).then(
-      (records) => ({records}),
+      (answer) => ({answer}),
       (error: unknown) => ({code: String((error as NodeJS.ErrnoException)?.code ?? error), error}),
     )
-  const lifetime = (answer: MxAnswer) => (answer.records ? options.maxMs : NEGATIVE_MX_CODES.has(answer.code) ? options.negativeMs : 0)
+  const lifetime = (held: Remembered) => (held.answer ? held.answer.ttl * 1000 : NEGATIVE_MX_CODES.has(held.code) ? options.negativeMs : 0)
   const lookup = remembering(ask, lifetime, options)
   return async (name) => {
-    const answer = await lookup(canonicalName(name))
-    if (answer.records) return answer.records
-    throw answer.error
+    const held = await lookup(canonicalName(name))
+    if (held.answer) return held.answer
+    throw held.error
   }
 }

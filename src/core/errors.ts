@@ -19,6 +19,14 @@ export class FatalError extends Error {
   }
 }
 
+/** Errors that say this host, not a server, failed: out of descriptors or buffers (SPEC §3). */
+export const OUT_OF_RESOURCES: ReadonlySet<string> = new Set(['EMFILE', 'ENFILE', 'ENOBUFS', 'ENOMEM'])
+
+/** The words after a local error code in a system error line. */
+export function outOfResources(code: string): string {
+  return `${code}, this host is out of file descriptors or buffers`
+}
+
 /** Longest piece of user input echoed in an error line. */
 export const MAX_ECHO = 200
 

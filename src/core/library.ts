@@ -11,11 +11,10 @@ import {FileCache} from './cache-file.js'
 import {createChecker as coreChecker, longLived, type Checked, type Checker as CoreChecker, type CheckerSettings, type Request} from './checker.js'
 import {SERVE_DNS_CACHE} from './dns-cache.js'
 import {FatalError, UsageError} from './errors.js'
-import {canonicalName, hostPort, parseDnsServer, parseServerList, parseStop, type HostPort, type StopGiven} from './grammar.js'
-import {mxResolver, parseMxDomain, type ResolveMx} from './mx.js'
-import {probeSettings, SERVE_POSITIVE_TTL, ttlsFrom} from './options.js'
+import {canonicalName, hostPort, parseServerList, parseStop, type StopGiven} from './grammar.js'
+import {parseMxDomain} from './mx.js'
+import {dnsFrom, probeSettings, SERVE_POSITIVE_TTL, ttlsFrom} from './options.js'
 import {formatEvent, formatMxEvent, formatSettings, reasonOf, toJson, type Settings} from './report.js'
-import {dnsServerResolver, systemResolver, type Resolver} from './resolve.js'
 
 /** How every server is probed: the command's options of the same names (SPEC §2, §7). */
 export interface ProbeOptions {
@@ -114,40 +113,16 @@ function listOf(question: Question): Request['list'] {
   return {entries: parseServerList(servers)}
 }
 
-/** What asks DNS: the system resolver or `dnsServer`, for A/AAAA and MX; `close()` cancels what is in flight. */
-interface DnsClient {
-  readonly resolver: Resolver
-  readonly resolveMx: ResolveMx
-  readonly server?: HostPort
-  close(): Promise<void>
-}
-
-/**
- * The DNS client of a checker. Adapter to the resolvers of today (one c-ares resolver per
- * lookup): every query is also cancelled by close(), so that a query the DNS cache shares
- * (no caller's to cancel) does not outlive the checker.
- */
-function dnsClient(dnsServer: string | undefined): DnsClient {
-  const server = dnsServer === undefined ? undefined : parseDnsServer(String(dnsServer))
-  const closing = new AbortController()
-  const resolver = server === undefined ? systemResolver : dnsServerResolver(server)
-  const resolveMx = mxResolver(server)
-  const both = (signal: AbortSignal) => AbortSignal.any([signal, closing.signal])
-  return {
-    resolver: (name, signal) => resolver(name, both(signal)),
-    resolveMx: (name, signal) => resolveMx(name, both(signal)),
-    server,
-    close: async () => closing.abort(),
-  }
-}
+/** What asks DNS: one client (the system's servers, /etc/hosts first, or `dnsServer`) for A/AAAA and MX. */
+type Dns = ReturnType<typeof dnsFrom>
 
 /** The settings a report names (--json `options`). */
-function settingsOf(settings: CheckerSettings, dns: DnsClient, cache: string | null, ttls: Ttls): Settings {
+function settingsOf(settings: CheckerSettings, dns: Dns, cache: string | null, ttls: Ttls): Settings {
   return {
     port: settings.port,
     timeout: settings.timeoutMs / 1000,
     family: settings.family ?? null,
-    resolver: dns.server === undefined ? 'system' : hostPort(dns.server.address, dns.server.port),
+    resolver: dns.dnsServer === undefined ? 'system' : hostPort(dns.dnsServer.address, dns.dnsServer.port),
     attemptDelayMs: settings.attemptDelayMs,
     sequential: settings.sequential,
     cache,
@@ -193,14 +168,14 @@ export async function check(options: CheckOptions): Promise<Verdict> {
   if (file !== undefined && (typeof file !== 'string' || file === '')) throw new UsageError('cacheFile must be a non-empty path')
   const say = options.onTrace && ((message: string) => options.onTrace!(`cache: ${message}`))
   const cache = file === undefined ? undefined : new FileCache(file, ttls, {budgetMs: settings.timeoutMs, say})
-  const dns = dnsClient(options.dnsServer)
+  const dns = dnsFrom(options.dnsServer === undefined ? undefined : String(options.dnsServer))
   try {
     const checker = coreChecker(settings, {resolver: dns.resolver, resolveMx: dns.resolveMx, attempt: attemptSmtp, now, cache})
     const verdict = await ask(checker, options, [], settingsOf(settings, dns, file ?? null, ttls), options.signal)
     await cache?.save()
     return verdict
   } finally {
-    await dns.close()
+    await dns.client.close()
   }
 }
 
@@ -215,7 +190,7 @@ export function createChecker(options: CheckerOptions = {}): Checker {
   stopsOf(identities) // checked now, not at the first question
   const ttls = ttlsFrom(options.cache || {}, SERVE_POSITIVE_TTL)
   const cache: OutcomeCache | undefined = options.cache === false ? undefined : new MemoryCache(ttls, Date.now, settings.timeoutMs)
-  const dns = dnsClient(options.dnsServer)
+  const dns = dnsFrom(options.dnsServer === undefined ? undefined : String(options.dnsServer), true)
   const deps = longLived({resolver: dns.resolver, resolveMx: dns.resolveMx, attempt: attemptSmtp, now, cache}, {...SERVE_DNS_CACHE, now})
   const checker = coreChecker(settings, deps)
   const shown = settingsOf(settings, dns, cache === undefined ? null : 'memory', ttls)
@@ -238,7 +213,7 @@ export function createChecker(options: CheckerOptions = {}): Checker {
       closed ??= (async () => {
         closing.abort(new FatalError('the checker is closed'))
         await Promise.all(inFlight)
-        await dns.close()
+        await dns.client.close()
       })()
       return closed
     },

@@ -2,10 +2,10 @@
 // No module-level state: `serve` calls lookupMx once per request with a shared resolver.
 import {domainToASCII} from 'node:url'
 
-import {FatalError, quote, UsageError} from './errors.js'
-import {canonicalName, dotted, hostnameProblem, hostPort, literalFamily, parseServerList, parseServerWord, type Entry, type HostPort} from './grammar.js'
+import type {DnsClient} from './dns-client.js'
+import {FatalError, OUT_OF_RESOURCES, outOfResources, quote, UsageError} from './errors.js'
+import {canonicalName, dotted, hostnameProblem, literalFamily, parseServerList, parseServerWord, type Entry} from './grammar.js'
 import {printable} from './greeting.js'
-import {newResolver} from './resolve.js'
 
 /** One MX record as DNS gave it; `exchange` is `.` for the root (a null MX's target). */
 export interface MxRecord {
@@ -30,8 +30,15 @@ export interface MxResult {
   readonly endMs: number
 }
 
-/** Asks DNS for a name's MX records: Node's shape, rejects with the resolver's error code. */
-export type ResolveMx = (name: string, signal: AbortSignal) => Promise<Array<{priority: number; exchange: string}>>
+/** A name's MX records as DNS gave them (owner checked, in DNS order), and how long they may be kept. */
+export interface MxAnswer {
+  readonly records: ReadonlyArray<{priority: number; exchange: string}>
+  /** Seconds: the least TTL of the records used (CNAMEs included). */
+  readonly ttl: number
+}
+
+/** Asks DNS for a name's MX records; rejects with an error whose `code` is the resolver's (dns-client.ts DnsError). */
+export type ResolveMx = (name: string, signal: AbortSignal) => Promise<MxAnswer>
 
 export type MxEvent = {type: 'mx'; ms: number; result: MxResult}
 
@@ -46,10 +53,6 @@ export interface MxDeps {
   readonly signal?: AbortSignal
   readonly onEvent?: (event: MxEvent) => void
 }
-
-/** Per-query timeout and tries of the MX resolver; the budget still bounds the whole lookup. */
-const MX_QUERY_TIMEOUT_MS = 2000
-const MX_TRIES = 2
 
 /**
  * The `--mx` value: a host name (§2 grammar, trailing dot allowed), a Unicode name converted
@@ -117,7 +120,7 @@ function classify(domain: string, answers: ReadonlyArray<{priority: number; exch
   return {outcome: 'mx' as const, records, ...mxEntries(records)}
 }
 
-/** The code of a lookup ended by its budget (c-ares's own timeout is ETIMEOUT). */
+/** The code of a lookup ended by its budget (the DNS client's own timeout is ETIMEOUT). */
 const BUDGET_RAN_OUT = 'budget'
 const NXDOMAIN_CODES = new Set(['ENOTFOUND', 'NXDOMAIN'])
 const NODATA_CODES = new Set(['ENODATA'])
@@ -144,11 +147,12 @@ export async function lookupMx(domain: string, deps: MxDeps): Promise<MxResult> 
   })
   let answer: Parameters<typeof classify>[1]
   try {
-    answer = await Promise.race([deps.resolveMx(domain, controller.signal), expired])
+    answer = (await Promise.race([deps.resolveMx(domain, controller.signal), expired])).records
   } catch (error) {
     const code = (error as NodeJS.ErrnoException)?.code ?? String(error)
     if (NXDOMAIN_CODES.has(code)) answer = 'nxdomain'
     else if (NODATA_CODES.has(code)) answer = 'nodata'
+    else if (OUT_OF_RESOURCES.has(code)) throw new FatalError(`system error: cannot look up the MX records of "${domain}": ${outOfResources(code)}`)
     else throw new FatalError(`cannot look up the MX records of "${domain}": ${describeDnsError(code, deps.timeoutMs)}`, 'mx-lookup')
   } finally {
     settled = true
@@ -174,20 +178,10 @@ function describeDnsError(code: string, timeoutMs: number): string {
   return words[code] ?? `DNS error (${printable(code)})`
 }
 
-/**
- * The MX resolver: c-ares (dns.promises.Resolver) with the system's DNS servers, or straight
- * to `server` (--dns-server); each lookup has a Resolver of its own, cancelled on abort.
- */
-export function mxResolver(server?: HostPort): ResolveMx {
+/** The MX resolver: `client`'s MX query, records with their TTL. */
+export function mxResolver(client: DnsClient): ResolveMx {
   return async (name, signal) => {
-    const resolver = newResolver(MX_QUERY_TIMEOUT_MS, MX_TRIES)
-    if (server) resolver.setServers([hostPort(server.address, server.port)])
-    const cancel = () => resolver.cancel()
-    signal.addEventListener('abort', cancel, {once: true})
-    try {
-      return await resolver.resolveMx(name)
-    } finally {
-      signal.removeEventListener('abort', cancel)
-    }
+    const answer = await client.query(name, 'MX', signal)
+    return {records: answer.records.map((record) => ({priority: record.preference, exchange: record.exchange})), ttl: answer.ttl}
   }
 }

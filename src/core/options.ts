@@ -4,9 +4,12 @@
 import type {Ttls} from './cache.js'
 import {DEFAULT_NEGATIVE_TTL} from './cache.js'
 import type {CheckOptions} from './check.js'
+import {createDnsClient, type DnsClient} from './dns-client.js'
 import {UsageError} from './errors.js'
-import {MAX_TIMER_SECONDS, parseInteger, parseSeconds} from './grammar.js'
+import {MAX_TIMER_SECONDS, parseDnsServer, parseInteger, parseSeconds, type HostPort} from './grammar.js'
+import {mxResolver, type ResolveMx} from './mx.js'
 import {DEFAULT_ATTEMPT_DELAY_MS} from './race.js'
+import {dnsResolver, systemResolver, type Resolver} from './resolve.js'
 
 export const DEFAULT_TIMEOUT_S = 10
 export const DEFAULT_PORT = 25
@@ -41,4 +44,15 @@ export function ttlsFrom(values: {negativeTtl?: Value; positiveTtl?: Value}, pos
     negative: values.negativeTtl === undefined ? DEFAULT_NEGATIVE_TTL : parseSeconds('negative-ttl', String(values.negativeTtl)),
     positive: values.positiveTtl === undefined ? positiveDefault : parseSeconds('positive-ttl', String(values.positiveTtl)),
   }
+}
+
+/**
+ * --dns-server → one DNS client (that server, or /etc/resolv.conf's) and the A/AAAA and MX
+ * resolvers over it; the system resolver reads /etc/hosts first. Nothing is opened before the
+ * first query, nor loaded unless `longLived` (serve, a library checker); `client.close()` ends it.
+ */
+export function dnsFrom(dnsServer: string | undefined, longLived = false): {client: DnsClient; resolver: Resolver; resolveMx: ResolveMx; dnsServer?: HostPort} {
+  const server = dnsServer === undefined ? undefined : parseDnsServer(dnsServer)
+  const client = createDnsClient({servers: server && [server], preload: longLived})
+  return {client, resolver: server === undefined ? systemResolver(client) : dnsResolver(client), resolveMx: mxResolver(client), dnsServer: server}
 }

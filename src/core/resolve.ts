@@ -1,7 +1,7 @@
 // Name resolution (SPEC §7): the system resolver, or A and AAAA straight from --dns-server.
-import type dns from 'node:dns'
-
-import {canonicalName, familyOf, hostPort, literalFamily, normalizeAddress, type HostPort} from './grammar.js'
+import type {DnsClient} from './dns-client.js'
+import {OUT_OF_RESOURCES} from './errors.js'
+import {canonicalName, familyOf, literalFamily, normalizeAddress} from './grammar.js'
 
 export type LookupOutcome = 'resolved' | 'nxdomain' | 'no-address' | 'dns-error'
 
@@ -39,47 +39,24 @@ function found(addresses: string[], ttl?: number): Lookup {
 }
 
 /**
- * A new c-ares resolver. node:dns is loaded at the first lookup, not at start-up (about a
- * millisecond that a run resolving no name, or answered from /etc/hosts, does not pay).
+ * A and AAAA asked in parallel through the shared DNS client. The order tried is AAAA then A
+ * (RFC 8305 prefers IPv6 first); each family keeps the server's order. A failure for a local
+ * reason (EMFILE, …) keeps its code: check.ts must not read it as an answer (SPEC §3).
  */
-export function newResolver(timeoutMs: number, tries: number): dns.promises.Resolver {
-  return new (process.getBuiltinModule('node:dns').promises.Resolver)({timeout: timeoutMs, tries})
-}
-
-/** Per-query timeout of the c-ares resolvers; the server budget still bounds the whole lookup. */
-const DNS_QUERY_TIMEOUT_MS = 2000
-const DNS_TRIES = 2
-
-/**
- * Ask A and AAAA in parallel through one c-ares resolver (cancellable, no thread pool). The
- * order tried is AAAA then A (RFC 8305 prefers IPv6 first); each family keeps the server's order.
- */
-async function resolveBoth(resolver: dns.promises.Resolver, name: string, signal: AbortSignal): Promise<Lookup> {
-  const cancel = () => resolver.cancel()
-  if (signal.aborted) return failure('cancelled')
-  signal.addEventListener('abort', cancel, {once: true})
-  try {
-    const [v6, v4] = await Promise.allSettled([resolver.resolve6(name, {ttl: true}), resolver.resolve4(name, {ttl: true})])
-    const records = [v6, v4].flatMap((result) => (result.status === 'fulfilled' ? result.value : []))
-    if (records.length > 0) return found(records.map((r) => r.address), Math.min(...records.map((r) => r.ttl)))
+export function dnsResolver(client: DnsClient): Resolver {
+  return async (name, signal) => {
+    const [v6, v4] = await Promise.allSettled([client.query(name, 'AAAA', signal), client.query(name, 'A', signal)])
+    const answers = [v6, v4].flatMap((result) => (result.status === 'fulfilled' ? [result.value] : []))
+    const records = answers.flatMap((answer) => answer.records)
+    if (records.length > 0) return found(records, Math.min(...answers.map((answer) => answer.ttl)))
     const errors = [v6, v4].map((result) => (result.status === 'rejected' ? failure(result.reason) : undefined))
-    // NXDOMAIN from either query is final; otherwise an error wins over "no data".
+    // NXDOMAIN from either query is final; otherwise an error wins over "no data", a local one first.
     return (
       errors.find((e) => e?.outcome === 'nxdomain') ??
+      errors.find((e) => e?.outcome === 'dns-error' && OUT_OF_RESOURCES.has(e.error ?? '')) ??
       errors.find((e) => e?.outcome === 'dns-error') ??
       {outcome: 'no-address', addresses: []}
     )
-  } finally {
-    signal.removeEventListener('abort', cancel)
-  }
-}
-
-/** Ask one DNS server (--dns-server) for A and AAAA. */
-export function dnsServerResolver(server: HostPort): Resolver {
-  return (name, signal) => {
-    const resolver = newResolver(DNS_QUERY_TIMEOUT_MS, DNS_TRIES)
-    resolver.setServers([hostPort(server.address, server.port)])
-    return resolveBoth(resolver, name, signal)
   }
 }
 
@@ -104,19 +81,23 @@ export function hostsAddresses(text: string, name: string): string[] {
 }
 
 /**
- * The system resolver (SPEC §7), as nsswitch's `files dns`: /etc/hosts first, then the
- * name servers of /etc/resolv.conf through c-ares. Not getaddrinfo: its calls share libuv's
- * four threads, cannot be cancelled, and a hung one holds the process exit.
+ * The system resolver (SPEC §7), as nsswitch's `files dns`: /etc/hosts first, then `client`
+ * (made without servers: /etc/resolv.conf's). Not getaddrinfo: its calls share libuv's four
+ * threads, cannot be cancelled, and a hung one holds the process exit.
  */
-export const systemResolver: Resolver = async (name, signal) => {
-  const wanted = canonicalName(name)
-  let hosts = ''
-  try {
-    hosts = await process.getBuiltinModule('node:fs/promises').readFile(HOSTS_FILE, 'latin1')
-  } catch {
-    // No /etc/hosts: DNS alone, as the C library does.
+export function systemResolver(client: DnsClient, hostsFile = HOSTS_FILE): Resolver {
+  const dns = dnsResolver(client)
+  return async (name, signal) => {
+    const wanted = canonicalName(name)
+    let hosts = ''
+    try {
+      hosts = await process.getBuiltinModule('node:fs/promises').readFile(hostsFile, 'latin1')
+    } catch (error) {
+      // No /etc/hosts: DNS alone, as the C library does; but a file this host could not open is no answer.
+      const code = (error as NodeJS.ErrnoException).code ?? ''
+      if (OUT_OF_RESOURCES.has(code)) return {outcome: 'dns-error', addresses: [], error: code}
+    }
+    const local = hostsAddresses(hosts, wanted)
+    return local.length > 0 ? found(local) : dns(wanted, signal)
   }
-  const local = hostsAddresses(hosts, wanted)
-  if (local.length > 0) return found(local)
-  return resolveBoth(newResolver(DNS_QUERY_TIMEOUT_MS, DNS_TRIES), wanted, signal)
 }

@@ -8,7 +8,8 @@ import {attemptSmtp} from '../../src/core/attempt.js'
 import {MemoryCache} from '../../src/core/cache.js'
 import {check, type CheckOptions, type Report} from '../../src/core/check.js'
 import {parseDnsServer, parseServerList} from '../../src/core/grammar.js'
-import {dnsServerResolver, systemResolver} from '../../src/core/resolve.js'
+import {createDnsClient} from '../../src/core/dns-client.js'
+import {dnsResolver, systemResolver, type Lookup} from '../../src/core/resolve.js'
 import {startDns} from '../../fixtures/dns.js'
 import {runTimed} from '../../fixtures/spawn.js'
 import {closedPort, startBlackhole, startSmtp, until} from '../../fixtures/smtp.js'
@@ -19,11 +20,12 @@ const keep = closedAfterEach()
 
 type Run = Partial<Omit<CheckOptions, 'entries'>> & {dns?: string; cache?: MemoryCache}
 /** check() in-process with the real attempt; timeout 10 s unless given. */
-function run(words: string[], {dns, cache, ...options}: Run = {}): Promise<Report> {
+async function run(words: string[], {dns, cache, ...options}: Run = {}): Promise<Report> {
+  const client = await keep(Promise.resolve(createDnsClient(dns ? {servers: [parseDnsServer(dns)]} : {})))
   return check(
     {entries: parseServerList(words), timeoutMs: 10_000, port: 25, attemptDelayMs: 250, sequential: false, ...options},
     {
-      resolver: dns ? dnsServerResolver(parseDnsServer(dns)) : systemResolver,
+      resolver: dns ? dnsResolver(client) : systemResolver(client),
       attempt: attemptSmtp,
       now: () => performance.now(),
       cache,
@@ -239,5 +241,39 @@ describe('lookup outcomes (SPEC §6)', () => {
     expect(report.lookups.get(report.entries[4])!.error).toBe('ETIMEOUT')
     expect(report.servers.map((s) => s.note)).toEqual([undefined, 'lookup nxdomain', 'lookup no-address', 'lookup dns-error', 'lookup dns-error'])
     expect(outcome(report, 'ok.test')).toEqual(['refused'])
+  })
+})
+
+describe('a lookup that failed for a local reason (SPEC §3: EMFILE, ENFILE, ENOBUFS, ENOMEM)', () => {
+  const LIVE = '127.10.3.30'
+  const LOCAL = '127.10.3.20'
+  /** live.test is the live server, local.test this host; `starved` names fail with `code`, hung.test never answers. */
+  const resolver = (starved: string[], code = 'EMFILE') => async (name: string, signal: AbortSignal): Promise<Lookup> => {
+    if (starved.includes(name)) return {outcome: 'dns-error', addresses: [], error: code}
+    if (name === 'live.test') return {outcome: 'resolved', addresses: [LIVE]}
+    if (name === 'local.test') return {outcome: 'resolved', addresses: [LOCAL]}
+    return new Promise((resolve) => signal.addEventListener('abort', () => resolve({outcome: 'dns-error', addresses: [], error: 'ETIMEOUT'})))
+  }
+  const runWith = async (words: string[], starved: string[], code?: string) => {
+    const live = await keep(startSmtp({host: LIVE, greeting: '220 live\r\n'}))
+    return check(
+      {entries: parseServerList(words), stops: [{address: LOCAL}], timeoutMs: 500, port: live.port, attemptDelayMs: 250, sequential: false},
+      {resolver: resolver(starved, code), attempt: attemptSmtp, now: () => performance.now()},
+    ).then((report) => report.winner?.name ?? 'exit 0', (error: Error) => `${error.name}: ${error.message}`)
+  }
+
+  it.each([
+    // This host's own lookup starved: the server at 30 is not known to be a candidate (never a wrong 1).
+    [['10:hung.test', '20:local.test', '30:live.test'], ['local.test'], 'EMFILE', 'FatalError: system error: cannot look up local.test: EMFILE, this host is out of file descriptors or buffers'],
+    // The more preferred live server's lookup starved: it could not be probed (never a wrong 0).
+    [['10:live.test', '20:local.test'], ['live.test'], 'ENOBUFS', 'FatalError: system error: cannot look up live.test: ENOBUFS, this host is out of file descriptors or buffers'],
+    [['live.test', 'local.test', 'hung.test'], ['live.test'], 'ENFILE', 'FatalError: system error: cannot look up live.test: ENFILE, this host is out of file descriptors or buffers'],
+    // The answer cannot rest on the starved lookup: it stands.
+    [['10:live.test', '20:local.test', '30:x.test'], ['x.test'], 'EMFILE', 'live.test'],
+    [['10:hung.test', '20:local.test', '30:x.test'], ['x.test'], 'ENOMEM', 'exit 0'],
+    // Not a local reason: a lookup error is "not the local host" / unavailable, as before.
+    [['10:hung.test', '20:local.test', '30:live.test'], ['local.test'], 'ECONNREFUSED', 'live.test'],
+  ])('%j with %j failing %s → %s', async (words, starved, code, want) => {
+    expect(await runWith(words, starved, code)).toBe(want)
   })
 })

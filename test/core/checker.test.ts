@@ -13,7 +13,8 @@ import {MemoryCache} from '../../src/core/cache.js'
 import {createChecker, longLived} from '../../src/core/checker.js'
 import {cachingMxResolver, cachingResolver, SERVE_DNS_CACHE} from '../../src/core/dns-cache.js'
 import {mxResolver} from '../../src/core/mx.js'
-import {dnsServerResolver, type Lookup} from '../../src/core/resolve.js'
+import {createDnsClient} from '../../src/core/dns-client.js'
+import {dnsResolver, type Lookup} from '../../src/core/resolve.js'
 import {startPolicyServer} from '../../src/policy/server.js'
 import {closedAfterEach} from '../fixtures.js'
 import {rcpt} from '../policy/client.js'
@@ -75,7 +76,7 @@ describe('cachingResolver', () => {
 })
 
 describe('cachingMxResolver', () => {
-  it('records for 30 s; NXDOMAIN / NODATA for 5 s (rejecting with the same code); SERVFAIL not kept', async () => {
+  it('records for their TTL, at most 30 s; NXDOMAIN / NODATA for 5 s (rejecting with the same code); SERVFAIL not kept', async () => {
     const clock = {ms: 0}
     const calls: string[] = []
     const fail = (code: string) => Object.assign(new Error(code), {code})
@@ -83,10 +84,10 @@ describe('cachingMxResolver', () => {
       calls.push(name)
       if (name === 'nx.test') throw fail('ENOTFOUND')
       if (name === 'servfail.test') throw fail('ESERVFAIL')
-      return [{priority: 10, exchange: 'mx.test'}]
+      return {records: [{priority: 10, exchange: 'mx.test'}], ttl: 3600}
     }
     const cached = cachingMxResolver(resolveMx, {...SERVE_DNS_CACHE, now: () => clock.ms})
-    expect(await cached('mx.test', signal)).toEqual([{priority: 10, exchange: 'mx.test'}])
+    expect(await cached('mx.test', signal)).toEqual({records: [{priority: 10, exchange: 'mx.test'}], ttl: 3600})
     for (let i = 0; i < 2; i++) {
       await expect(cached('nx.test', signal)).rejects.toMatchObject({code: 'ENOTFOUND'})
       await expect(cached('servfail.test', signal)).rejects.toMatchObject({code: 'ESERVFAIL'})
@@ -98,6 +99,23 @@ describe('cachingMxResolver', () => {
     await cached('mx.test', signal)
     await expect(cached('nx.test', signal)).rejects.toMatchObject({code: 'ENOTFOUND'})
     expect(calls.slice(4)).toEqual(['mx.test', 'nx.test'])
+  })
+
+  it('a short TTL is followed: TTL 2 s → asked again after 2 s; TTL 0 → asked every time (issue 20 item 5)', async () => {
+    const clock = {ms: 0}
+    const calls: string[] = []
+    const ttls: Record<string, number> = {'short.test': 2, 'zero.test': 0}
+    const resolveMx = async (name: string) => {
+      calls.push(name)
+      return {records: [{priority: 10, exchange: `mx.${name}`}], ttl: ttls[name]}
+    }
+    const cached = cachingMxResolver(resolveMx, {...SERVE_DNS_CACHE, now: () => clock.ms})
+    for (const ms of [0, 1999, 2000]) {
+      clock.ms = ms
+      await cached('short.test', signal)
+      await cached('zero.test', signal)
+    }
+    expect(calls).toEqual(['short.test', 'zero.test', 'zero.test', 'short.test', 'zero.test'])
   })
 })
 
@@ -111,11 +129,11 @@ describe('a client that leaves mid-probe', () => {
   it('aborts the shared probe: the primary sees the connection closed, no socket or timer is left', async () => {
     const primary = await keep(startSmtp({host: '127.0.20.30'})) // accepts, never greets
     const dns = await keep(startDns({'leave.test': {MX: [[10, 'mx1.leave.test'], [20, 'mx2.leave.test']]}, 'mx1.leave.test': {A: ['127.0.20.30']}, 'mx2.leave.test': {A: ['127.0.20.31']}}, {host: '127.0.20.1'}))
-    const server = dnsServerResolver({address: '127.0.20.1', port: dns.port})
+    const dnsClient = await keep(Promise.resolve(createDnsClient({servers: [{address: '127.0.20.1', port: dns.port}]})))
     const now = () => performance.now()
     const checker = createChecker(
       {timeoutMs: 5000, port: primary.port, attemptDelayMs: 250, sequential: false},
-      longLived({resolver: server, resolveMx: mxResolver({address: '127.0.20.1', port: dns.port}), attempt: attemptSmtp, now, cache: new MemoryCache({positive: 30, negative: 60})}, {...SERVE_DNS_CACHE, now}),
+      longLived({resolver: dnsResolver(dnsClient), resolveMx: mxResolver(dnsClient), attempt: attemptSmtp, now, cache: new MemoryCache({positive: 30, negative: 60})}, {...SERVE_DNS_CACHE, now}),
     )
     const policy = await startPolicyServer({listen: [{kind: 'inet', host: '127.0.20.1', port: 0}], decide: decideWith(checker), timeoutMs: 5000, log: () => {}})
     const port = Number(policy.endpoints[0].split(':').at(-1))

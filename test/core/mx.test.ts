@@ -61,7 +61,7 @@ describe('lookupMx: budget and cancellation', () => {
 
   it('an answer in time: no timer or listener is left behind (one process answers many requests)', async () => {
     const caller = new AbortController()
-    const resolveMx: ResolveMx = async () => [{priority: 10, exchange: 'mx.test'}]
+    const resolveMx: ResolveMx = async () => ({records: [{priority: 10, exchange: 'mx.test'}], ttl: 60})
     const before = process.getActiveResourcesInfo().filter((r) => r === 'Timeout').length
     const result = await lookupMx('a.test', {resolveMx, timeoutMs: 60_000, now, signal: caller.signal})
     expect(result.entries.map((e) => e.name)).toEqual(['mx.test'])
@@ -71,8 +71,20 @@ describe('lookupMx: budget and cancellation', () => {
   })
 
   it('concurrent lookups share nothing: each gets its own answer', async () => {
-    const resolveMx: ResolveMx = async (name) => [{priority: name.length, exchange: `mx.${name}`}]
+    const resolveMx: ResolveMx = async (name) => ({records: [{priority: name.length, exchange: `mx.${name}`}], ttl: 60})
     const results = await Promise.all(['a.test', 'bb.test', 'ccc.test'].map((d) => lookupMx(d, {resolveMx, timeoutMs: 1000, now})))
     expect(results.map((r) => r.entries.map((e) => `${e.prio}:${e.name}`))).toEqual([['6:mx.a.test'], ['7:mx.bb.test'], ['8:mx.ccc.test']])
+  })
+})
+
+describe('lookupMx: a lookup that failed for a local reason', () => {
+  it.each(['EMFILE', 'ENFILE', 'ENOBUFS', 'ENOMEM'])('%s is a system error saying so, not a DNS error', async (code) => {
+    const resolveMx: ResolveMx = async () => {
+      throw Object.assign(new Error(code), {code})
+    }
+    const error = await lookupMx('a.test', {resolveMx, timeoutMs: 1000, now}).catch((e) => e)
+    expect(error).toBeInstanceOf(FatalError)
+    expect(error.message).toBe(`system error: cannot look up the MX records of "a.test": ${code}, this host is out of file descriptors or buffers`)
+    expect(error.kind).toBe('system')
   })
 })

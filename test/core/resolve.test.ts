@@ -5,7 +5,8 @@ import {beforeAll, afterAll, describe, expect, it} from 'vitest'
 import {attemptSmtp} from '../../src/core/attempt.js'
 import {check} from '../../src/core/check.js'
 import {parseServerList} from '../../src/core/grammar.js'
-import {dnsServerResolver, hostsAddresses, systemResolver} from '../../src/core/resolve.js'
+import {createDnsClient, type DnsClient} from '../../src/core/dns-client.js'
+import {dnsResolver, hostsAddresses, systemResolver} from '../../src/core/resolve.js'
 import {startDns} from '../../fixtures/dns.js'
 import {startSmtp, until} from '../../fixtures/smtp.js'
 import {runCli} from '../cli.js'
@@ -24,11 +25,18 @@ const ZONE = {
 
 let dns: Awaited<ReturnType<typeof startDns>>
 let dns6: Awaited<ReturnType<typeof startDns>>
+/** One DNS client per server, as a run or serve has. */
+let client: DnsClient
+let client6: DnsClient
 beforeAll(async () => {
   dns = await startDns(ZONE)
   dns6 = await startDns(ZONE, {host: '::1'})
+  client = createDnsClient({servers: [{address: '127.0.0.1', port: dns.port}]})
+  client6 = createDnsClient({servers: [{address: '::1', port: dns6.port}]})
 })
 afterAll(async () => {
+  await client.close()
+  await client6.close()
   await dns.close()
   await dns6.close()
 })
@@ -37,9 +45,9 @@ const keep = closedAfterEach()
 /** The one address of multi.test that listens. */
 const third = () => keep(startSmtp({host: '127.0.0.3', greeting: '220 third\r\n'}))
 
-const resolve = (name: string, signal = new AbortController().signal) => dnsServerResolver({address: '127.0.0.1', port: dns.port})(name, signal)
+const resolve = (name: string, signal = new AbortController().signal) => dnsResolver(client)(name, signal)
 
-describe('dnsServerResolver', () => {
+describe('dnsResolver (--dns-server)', () => {
   it('returns every A and AAAA address, AAAA first, each family in the server order', async () => {
     expect(await resolve('multi.test')).toEqual({outcome: 'resolved', addresses: ['::1', '127.0.0.2', '127.0.0.3'], ttl: 60})
     expect(await resolve('MULTI.TEST.')).toEqual({outcome: 'resolved', addresses: ['::1', '127.0.0.2', '127.0.0.3'], ttl: 60})
@@ -57,7 +65,7 @@ describe('dnsServerResolver', () => {
   })
 
   it('works with a DNS server on ::1', async () => {
-    const r = await dnsServerResolver({address: '::1', port: dns6.port})('multi.test', new AbortController().signal)
+    const r = await dnsResolver(client6)('multi.test', new AbortController().signal)
     expect(r.addresses).toEqual(['::1', '127.0.0.2', '127.0.0.3'])
   })
 
@@ -87,7 +95,9 @@ describe('dnsServerResolver', () => {
 
 describe('systemResolver', () => {
   it('resolves localhost (from /etc/hosts) to loopback addresses', async () => {
-    const r = await systemResolver('localhost', new AbortController().signal)
+    const system = createDnsClient()
+    const r = await systemResolver(system)('localhost', new AbortController().signal)
+    await system.close()
     expect(r.outcome).toBe('resolved')
     expect(r.addresses.length).toBeGreaterThan(0)
     for (const address of r.addresses) expect(['127.0.0.1', '::1']).toContain(address)
@@ -123,7 +133,7 @@ describe('through check() with real sockets', () => {
     const smtp = await third()
     const report = await check(
       {entries: parseServerList(['multi.test']), timeoutMs: 15_000, port: smtp.port, attemptDelayMs: 5000, sequential: false},
-      {resolver: dnsServerResolver({address: '127.0.0.1', port: dns.port}), attempt: attemptSmtp, now: () => performance.now()},
+      {resolver: dnsResolver(client), attempt: attemptSmtp, now: () => performance.now()},
     )
     expect(report.winner?.name).toBe('multi.test')
     expect(report.servers[0].attempts.map((a) => [a.address, a.outcome])).toEqual([
@@ -138,7 +148,7 @@ describe('through check() with real sockets', () => {
   it('a silent name is unavailable (dns-error) when the budget runs out', async () => {
     const report = await check(
       {entries: parseServerList(['silent.test']), timeoutMs: 400, port: 25, attemptDelayMs: 250, sequential: false},
-      {resolver: dnsServerResolver({address: '127.0.0.1', port: dns.port}), attempt: attemptSmtp, now: () => performance.now()},
+      {resolver: dnsResolver(client), attempt: attemptSmtp, now: () => performance.now()},
     )
     expect(report.exitCode).toBe(0)
     expect(report.lookups.get(report.servers[0].entry)?.outcome).toBe('dns-error')
