@@ -36,7 +36,9 @@ beforeAll(async () => {
   env = {...installed.env, npm_config_prefix: undefined, npm_config_offline: undefined}
 }, 300_000)
 
-afterAll(() => installed?.remove())
+// The installed tree (npm ci's node_modules, the devDependencies' Haraka included) is large: its
+// removal may take more than the default 20 s under a loaded full run.
+afterAll(() => installed?.remove(), 120_000)
 
 describe('npm pack → npm install -g --prefix TMP', () => {
   it('puts smtpdcheck on PATH: --version', async () => {

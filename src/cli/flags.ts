@@ -1,11 +1,11 @@
 // The command's options, as plain data: one table read by the fast parser (./argv.ts) and by
 // the oclif command (src/commands/check.ts: --help, completion). No oclif import here.
 import {DEFAULT_NEGATIVE_TTL, DEFAULT_POSITIVE_TTL} from '../core/cache.js'
+import {DEFAULT_PORT, DEFAULT_TIMEOUT_S, SERVE_POSITIVE_TTL} from '../core/options.js'
 import {DEFAULT_ATTEMPT_DELAY_MS} from '../core/race.js'
 import {RECIPES} from './recipe.js'
 
-export const DEFAULT_TIMEOUT_S = 10
-export const DEFAULT_PORT = 25
+export {DEFAULT_PORT, DEFAULT_TIMEOUT_S, SERVE_POSITIVE_TTL} from '../core/options.js'
 
 export interface FlagSpec {
   /** `value`: takes one value (`--stop X`, `--stop=X`); `boolean`: takes none. */
@@ -50,9 +50,6 @@ export const OCLIF_FLAGS = {help: 'h', version: undefined} as const
 
 /** Flags as parsed: a value option's text, a boolean's state; absent when not given. */
 export type ParsedFlags = {-readonly [K in FlagName]?: (typeof FLAGS)[K] extends {multiple: true} ? string[] : (typeof FLAGS)[K]['type'] extends 'value' ? string : boolean}
-
-/** serve's positive TTL (SPEC §11): a busy secondary does not probe its primary per recipient. */
-export const SERVE_POSITIVE_TTL = 30
 
 /**
  * `smtpdcheck serve`'s options: the probe, DNS and cache options of the command (the same

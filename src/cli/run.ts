@@ -2,18 +2,17 @@
 // command: prepare() is the one place where flags become CheckOptions and the rest of a run;
 // runCheck() probes, writes the answer and exits with 0, 1 or 2 (SPEC §6).
 import {attemptSmtp} from '../core/attempt.js'
-import {DEFAULT_NEGATIVE_TTL, DEFAULT_POSITIVE_TTL, type OutcomeCache, type Ttls} from '../core/cache.js'
+import {DEFAULT_POSITIVE_TTL, type OutcomeCache, type Ttls} from '../core/cache.js'
 import {defaultCachePath, FileCache} from '../core/cache-file.js'
 import type {CheckOptions} from '../core/check.js'
 import {createChecker} from '../core/checker.js'
 import {escapeControls, FatalError, quote, UsageError, type FailureKind} from '../core/errors.js'
-import {hostPort, MAX_TIMER_SECONDS, type Entry, parseDnsServer, parseInteger, parseSeconds, parseServerList, parseStop, type HostPort} from '../core/grammar.js'
-import {createDnsClient, type DnsClient} from '../core/dns-client.js'
-import {mxResolver, parseMxDomain, type ResolveMx} from '../core/mx.js'
-import {DEFAULT_ATTEMPT_DELAY_MS} from '../core/race.js'
+import {hostPort, parseServerList, parseStop, type Entry} from '../core/grammar.js'
+import {parseMxDomain, type ResolveMx} from '../core/mx.js'
+import {dnsFrom, probeSettings, ttlsFrom} from '../core/options.js'
 import {formatEvent, formatMxEvent, formatSettings, stamp, toJson, type Settings} from '../core/report.js'
-import {dnsResolver, systemResolver, type Resolver} from '../core/resolve.js'
-import {DEFAULT_PORT, DEFAULT_TIMEOUT_S, type ParsedFlags} from './flags.js'
+import type {Resolver} from '../core/resolve.js'
+import type {ParsedFlags} from './flags.js'
 import {recipe} from './recipe.js'
 
 const USAGE = 'usage: smtpdcheck [--stop {ip-addr|name}] [--timeout seconds] [options] [prio:]server ...'
@@ -97,30 +96,18 @@ type SharedFlags = Pick<ParsedFlags, 'stop' | 'timeout' | 'port' | 'attempt-dela
 export function probeOptions(flags: SharedFlags): Omit<CheckOptions, 'entries' | 'sequential'> {
   return {
     stops: (flags.stop ?? []).map((text) => parseStop(text)),
-    timeoutMs: 1000 * (flags.timeout === undefined ? DEFAULT_TIMEOUT_S : parseSeconds('timeout', flags.timeout, MAX_TIMER_SECONDS)),
-    port: flags.port === undefined ? DEFAULT_PORT : parseInteger('port', flags.port, 1, 65_535),
-    attemptDelayMs: flags['attempt-delay'] === undefined ? DEFAULT_ATTEMPT_DELAY_MS : parseInteger('attempt-delay', flags['attempt-delay'], 0, 60_000),
-    family: flags.ipv4 ? 4 : flags.ipv6 ? 6 : undefined,
+    ...probeSettings({timeout: flags.timeout, port: flags.port, attemptDelay: flags['attempt-delay'], family: flags.ipv4 ? 4 : flags.ipv6 ? 6 : undefined}),
   }
 }
 
-/**
- * --dns-server → one DNS client (that server, or /etc/resolv.conf's) and the A/AAAA and MX
- * resolvers over it; the system resolver reads /etc/hosts first. Nothing is opened before the
- * first query, nor loaded unless `longLived` (serve); `client.close()` ends it.
- */
-export function dnsOf(flags: SharedFlags, longLived = false): {client: DnsClient; resolver: Resolver; resolveMx: ResolveMx; dnsServer?: HostPort} {
-  const dnsServer = flags['dns-server'] === undefined ? undefined : parseDnsServer(flags['dns-server'])
-  const client = createDnsClient({servers: dnsServer && [dnsServer], preload: longLived})
-  return {client, resolver: dnsServer === undefined ? systemResolver(client) : dnsResolver(client), resolveMx: mxResolver(client), dnsServer}
+/** --dns-server → the DNS client and its resolvers (core/options.ts); `longLived` for serve. */
+export function dnsOf(flags: SharedFlags, longLived = false): ReturnType<typeof dnsFrom> {
+  return dnsFrom(flags['dns-server'], longLived)
 }
 
 /** --negative-ttl, --positive-ttl (whose default differs: 0 for the command, 30 for serve). */
 export function ttlsOf(flags: SharedFlags, positiveDefault: number): Ttls {
-  return {
-    negative: flags['negative-ttl'] === undefined ? DEFAULT_NEGATIVE_TTL : parseSeconds('negative-ttl', flags['negative-ttl']),
-    positive: flags['positive-ttl'] === undefined ? positiveDefault : parseSeconds('positive-ttl', flags['positive-ttl']),
-  }
+  return ttlsFrom({negativeTtl: flags['negative-ttl'], positiveTtl: flags['positive-ttl']}, positiveDefault)
 }
 
 /** --cache-file's value; an empty one is a usage error. */

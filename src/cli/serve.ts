@@ -12,9 +12,8 @@ import {SERVE_DNS_CACHE} from '../core/dns-cache.js'
 import {FatalError, quote, UsageError} from '../core/errors.js'
 import type {DnsClient} from '../core/dns-client.js'
 import {hostPort, parseInteger, type StopGiven} from '../core/grammar.js'
-import {formatEvent, formatMxEvent} from '../core/report.js'
+import {formatEvent, formatMxEvent, reasonOf} from '../core/report.js'
 import {REVALIDATE_AFTER_MS} from '../core/revalidate.js'
-import {LOCAL_NOT_FOUND} from '../core/selection.js'
 import {parseListen, parseSocketMode, resolveListen, type Listen} from '../policy/listen.js'
 import {createLog, stderrIsJournal, type Fields, type Log} from '../policy/log.js'
 import {startMetrics, type MetricsServer} from '../policy/metrics.js'
@@ -147,12 +146,9 @@ function traceTo(log: Log): Trace {
 export function decisionOf({report, mx}: Checked): Decision {
   const attempts = report.servers.flatMap((s) => s.attempts)
   const cached = attempts.length > 0 && attempts.every((a) => a.outcome === 'cached')
-  if (report.winner) return {server: report.winner.name, note: 'available', cached}
-  if (mx?.outcome === 'null') return {note: 'null MX', probed: false}
-  if (mx?.outcome === 'nxdomain') return {note: 'no such domain', probed: false}
-  if (report.selection.localNotFound) return {note: `${LOCAL_NOT_FOUND} (no identity of this host is listed)`, probed: false}
-  if (report.selection.candidates.length === 0) return {note: 'no more preferred MX', probed: false}
-  return {note: `no more preferred MX is up (${report.selection.candidates.length} tried)`, cached}
+  const {reason, probed} = reasonOf(report, mx)
+  if (report.winner) return {server: report.winner.name, note: reason, cached}
+  return probed ? {note: reason, cached} : {note: reason, probed: false}
 }
 
 /** How long serve reuses a decision for the same domain and local host, at most (ms). */

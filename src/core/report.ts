@@ -98,6 +98,19 @@ export function formatSettings(s: Settings, cacheOff?: string): string {
   return `${stamp(0)}settings: port ${s.port}, timeout ${s.timeout === 0 ? 'none' : `${s.timeout}s`}, ${family}, ${order}, next address after ${s.attemptDelayMs}ms, resolver ${s.resolver}, ${cache}`
 }
 
+/**
+ * Why a run decided as it did, in words (serve's decision line, the library's `reason`);
+ * `probed` is false when DNS and selection alone decided (nothing was probed).
+ */
+export function reasonOf(report: Report, mx?: MxResult): {reason: string; probed: boolean} {
+  if (report.winner) return {reason: 'available', probed: true}
+  if (mx?.outcome === 'null') return {reason: 'null MX', probed: false}
+  if (mx?.outcome === 'nxdomain') return {reason: 'no such domain', probed: false}
+  if (report.selection.localNotFound) return {reason: `${LOCAL_NOT_FOUND} (no identity of this host is listed)`, probed: false}
+  if (report.selection.candidates.length === 0) return {reason: 'no more preferred MX', probed: false}
+  return {reason: `no more preferred MX is up (${report.selection.candidates.length} tried)`, probed: true}
+}
+
 /** --json's `probed`: a connection was attempted (a cached outcome, a lookup that ran out, a family with no address are not). */
 const connected = (server: {attempts: readonly AttemptRecord[]} | undefined) => server?.attempts.some((a) => a.outcome !== 'cached') ?? false
 

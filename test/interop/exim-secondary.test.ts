@@ -71,8 +71,8 @@ describe.skipIf(skip !== undefined).each([
     await exim?.close()
     await primary?.close()
     await dns?.close()
-    installed?.remove()
-  })
+    installed?.remove() // a large tree (npm ci's node_modules): more than the default 20 s under a loaded full run
+  }, 120_000)
 
   it('primary up: RCPT is deferred (4xx) naming the primary, which smtpdcheck probed', async () => {
     const reply = await rcptReply(exim, 'user@example.test')
