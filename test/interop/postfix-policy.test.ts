@@ -7,13 +7,14 @@
 // the client quits after RCPT). An SMTP client talks to Postfix's smtpd up to RCPT.
 import {readFileSync} from 'node:fs'
 import {setTimeout as sleep} from 'node:timers/promises'
+import {join} from 'node:path'
 import {afterAll, beforeAll, describe, expect, it} from 'vitest'
 
 import {startDns} from '../../fixtures/dns.js'
+import {installFromReadme} from '../../fixtures/install.js'
 import {cannotRun, POSTFIX, startPostfix} from '../../fixtures/interop/servers.js'
 import {contrib, readmeBlocks} from '../../fixtures/recipes.js'
 import {startSmtp} from '../../fixtures/smtp.js'
-import {BIN} from '../cli.js'
 import {mxZone, startMxWorld, startServe} from '../serve-harness.js'
 import {rcptReply} from './smtp-client.js'
 
@@ -114,20 +115,26 @@ describe.skipIf(skip !== undefined)(`Postfix spawning smtpdcheck serve --stdio${
   let postfix: Awaited<ReturnType<typeof startPostfix>>
   let primary: Awaited<ReturnType<typeof startSmtp>>
   let dns: Awaited<ReturnType<typeof startDns>>
+  let installed: Awaited<ReturnType<typeof installFromReadme>> | undefined
   beforeAll(async () => {
+    // spawn runs serve as nobody, who cannot read a checkout in a directory only root can
+    // read (CI's): the package is installed as the README says, in a directory all can read.
+    installed = await installFromReadme()
     primary = await startSmtp({host: SPAWN_PRIMARY, greeting: '220 primary.test ESMTP\r\n'})
     dns = await startDns(mxZone(SPAWN_PRIMARY, SPAWN_SECONDARY), {host: '127.0.20.1'})
+    const bin = join(installed.packageDir, 'bin', 'run.js')
     postfix = await startPostfix(SPAWN_SECONDARY, {
       smtpd: true,
-      master: `policy unix - n n - 0 spawn user=nobody argv=${process.execPath} ${BIN} serve --stdio --dns-server ${dns.address} --port ${primary.port}`,
+      master: `policy unix - n n - 0 spawn user=nobody argv=${process.execPath} ${bin} serve --stdio --dns-server ${dns.address} --port ${primary.port}`,
       main: secondaryMain('smtpd_recipient_restrictions = reject_unauth_destination, check_policy_service { unix:private/policy, timeout=15s, default_action=DUNNO }'),
     })
-  }, 30_000)
+  }, 300_000)
   afterAll(async () => {
     await postfix?.close()
     await primary?.close()
     await dns?.close()
-  })
+    installed?.remove()
+  }, 120_000)
 
   const reply = (rcpt: string) => rcptReply({host: SPAWN_SECONDARY, port: postfix.smtpdPort!}, rcpt)
 
