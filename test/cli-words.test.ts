@@ -154,6 +154,13 @@ describe('the words of a command line are the server words, in the order typed',
     branches.expectEveryBranch()
   })
 
+  it('a "-" inside a group of short options is an unknown option, not the end of the options (Node reads -4- as -4 --)', async () => {
+    for (const word of ['-4-', '-h-', '-v-', '-4v-x']) expect(() => bundle.parseCommandLine([word, '127.0.0.1']), word).toThrow(/unknown option/)
+    // Through the binary: exit 2, one line, nothing probed (before: -4- was -4 and --, exit 0).
+    const run = await runCli(['-4-', '--port', '1', '127.0.0.1'])
+    expect([run.status, run.stdout, run.stderr]).toEqual([2, '', 'smtpdcheck: unknown option "-4-" (see smtpdcheck --help)\n'])
+  })
+
   it('any words at all: a parse or a UsageError, never another error (5000 lines)', () => {
     const optionish = fc.oneof(fc.string(), fc.string().map((t) => `-${t}`), fc.string().map((t) => `--${t}`), fc.constantFrom('--constructor', '--__proto__', '--no-toString', '-', '--', '--stop', '-4v', '--no-cache=1', '--help', '-vh', '--version'))
     let refused = 0

@@ -112,6 +112,9 @@ function parseWith(grammar: Grammar, argv: readonly string[]): {kind: 'check'; f
   let oclif = false
   for (const token of tokens) {
     if (token.kind === 'positional') words.push(token.value)
+    // Node's parseArgs reads a `-` inside a group of short options (`-4-`, `-h-`) as `--`:
+    // only the word `--` itself ends the options; in a group it is an unknown option.
+    if (token.kind === 'option-terminator' && argv[token.index] !== '--') throw unknownOption(grammar, argv[token.index])
     if (token.kind !== 'option') continue
     if (Object.hasOwn(OCLIF_FLAGS, token.name)) {
       oclif = true
