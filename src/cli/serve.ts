@@ -5,11 +5,11 @@
 import {attemptSmtp} from '../core/attempt.js'
 import {MemoryCache, type OutcomeCache, type Ttls} from '../core/cache.js'
 import {FileCache} from '../core/cache-file.js'
-import type {CheckOptions} from '../core/check.js'
+import {stopUnresolved, type CheckOptions} from '../core/check.js'
 import {createChecker, longLived, type CheckerDeps, type Checked, type Checker} from '../core/checker.js'
 import {sharing} from '../core/sharing.js'
 import {SERVE_DNS_CACHE} from '../core/dns-cache.js'
-import {FatalError, quote, UsageError} from '../core/errors.js'
+import {quote, UsageError} from '../core/errors.js'
 import type {DnsClient} from '../core/dns-client.js'
 import {hostPort, parseInteger, type StopGiven} from '../core/grammar.js'
 import {formatEvent, formatMxEvent, reasonOf} from '../core/report.js'
@@ -17,7 +17,7 @@ import {REVALIDATE_AFTER_MS} from '../core/revalidate.js'
 import {parseListen, parseSocketMode, resolveListen, type Listen} from '../policy/listen.js'
 import {createLog, stderrIsJournal, type Fields, type Log} from '../policy/log.js'
 import {startMetrics, type MetricsServer} from '../policy/metrics.js'
-import {serveStream, startPolicyServer, type Decide, type Decision} from '../policy/server.js'
+import {serveStream, startPolicyServer, type Decide, type Decision, type ServerStats} from '../policy/server.js'
 import {Stats, statsFields} from '../policy/stats.js'
 import {postlogWriter, sameFile, stdioStream} from '../policy/stdio.js'
 import {SERVE_POSITIVE_TTL, type ServeFlags} from './flags.js'
@@ -205,7 +205,7 @@ async function checkStops(setup: ServeSetup): Promise<string> {
   const described = await Promise.all(setup.stops.map(async (stop) => {
     if ('address' in stop) return `--stop ${stop.address}`
     const lookup = await setup.deps.resolver(stop.name, signal)
-    if (lookup.outcome !== 'resolved') throw new FatalError(`cannot resolve --stop ${quote(stop.name)}: ${lookup.outcome}${lookup.error ? ` (${lookup.error})` : ''}`)
+    if (lookup.outcome !== 'resolved') throw stopUnresolved(stop.name, lookup)
     return `--stop ${stop.name} (${lookup.addresses.join(' ')})`
   }))
   return ['server_address', ...described].join(', ')
@@ -215,7 +215,7 @@ async function checkStops(setup: ServeSetup): Promise<string> {
 interface Serving {
   readonly endpoints: readonly string[]
   readonly connections: () => number
-  readonly evictions: () => number
+  readonly stats: () => ServerStats
   close(): Promise<void>
   /** Resolves when there is nothing more to serve (the stdio connection ended). */
   readonly ended: Promise<void>
@@ -240,7 +240,11 @@ export async function runServe(setup: ServeSetup): Promise<void> {
     onDecision: (record) => stats.decided(record),
   }
   const serving = setup.stdio ? serveStdio(options) : await listenOn(setup, options)
-  const counts = () => ({connections: serving.connections(), evictions: serving.evictions()})
+  // Evictions: connections closed because of --max-connections, the idle longest or the new one.
+  const counts = () => {
+    const {connections, evicted, refused} = serving.stats()
+    return {connections, evictions: evicted + refused}
+  }
   let metrics: MetricsServer | undefined
   try {
     const [where] = setup.metrics === undefined ? [] : await resolveListen([setup.metrics])

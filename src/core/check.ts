@@ -2,7 +2,7 @@
 // probing (§4, §5), the decision (§6). Nothing of a run outlives it; no module state.
 import type {AttemptFn} from './attempt.js'
 import type {OutcomeCache} from './cache.js'
-import {FatalError, OUT_OF_RESOURCES, outOfResources} from './errors.js'
+import {FatalError, OUT_OF_RESOURCES, outOfResources, quote} from './errors.js'
 import {canonicalName, familyOf, hostPort, type Entry, type StopGiven} from './grammar.js'
 import {raceAddresses, type AttemptRecord, type RaceResult} from './race.js'
 import type {Lookup, Resolver} from './resolve.js'
@@ -153,6 +153,11 @@ function lookupWithin(resolver: Resolver, name: string, signal: AbortSignal): Pr
   })
 }
 
+/** A --stop name that gave no address: exit 2 naming it (the command and serve's start-up). */
+export function stopUnresolved(name: string, lookup: Lookup): FatalError {
+  return new FatalError(`cannot resolve --stop ${quote(name)}: ${lookup.outcome}${lookup.error ? ` (${lookup.error})` : ''}`, 'stop-lookup')
+}
+
 /** Phase 1: the identities' addresses (a literal, or a name resolved within its own budget, all at once); exit 2 if a name has none. */
 async function lookupStops(run: Run): Promise<{stop?: Stop; report: Report['stops']}> {
   const given = run.options.stops ?? []
@@ -162,9 +167,7 @@ async function lookupStops(run: Run): Promise<{stop?: Stop; report: Report['stop
     const b = run.budget(run.options.timeoutMs)
     const lookup = await lookupWithin(run.deps.resolver, identity.name, b.signal)
     b.release()
-    if (lookup.outcome !== 'resolved') {
-      throw new FatalError(`cannot resolve --stop "${identity.name}": ${lookup.outcome}${lookup.error ? ` (${lookup.error})` : ''}`, 'stop-lookup')
-    }
+    if (lookup.outcome !== 'resolved') throw stopUnresolved(identity.name, lookup)
     return {given: identity.name, addresses: lookup.addresses}
   }))
   for (const report of identities) run.emit({type: 'stop', ms: run.elapsed(), ...report})

@@ -55,8 +55,6 @@ export interface PolicyServer {
   readonly connections: () => number
   /** Connection counters since start, for a stats line or metrics. */
   readonly stats: () => ServerStats
-  /** Connections closed because of --max-connections so far (evicted or refused). */
-  readonly evictions: () => number
   /** Stop accepting, close idle connections, answer requests in flight, then resolve. */
   close(): Promise<void>
 }
@@ -145,7 +143,6 @@ export async function startPolicyServer(options: ServerOptions): Promise<PolicyS
     endpoints,
     connections: () => context.open.size,
     stats: () => statsOf(context),
-    evictions: () => context.counts.evicted + context.counts.refused,
     close: () => closeAll(context, servers),
   }
 }
@@ -161,7 +158,7 @@ export function serveStream(options: Omit<ServerOptions, 'listen'>, socket: net.
   socket.on('error', () => {})
   context.counts.accepted++
   context.open.add(new Connection(context, socket, 'client on standard input'))
-  return {closed, server: {connections: () => context.open.size, stats: () => statsOf(context), evictions: () => 0, close: () => closeAll(context, [])}}
+  return {closed, server: {connections: () => context.open.size, stats: () => statsOf(context), close: () => closeAll(context, [])}}
 }
 
 /** A net.Server whose connections are served; an accept error is logged, never fatal. */
