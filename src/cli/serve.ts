@@ -17,7 +17,7 @@ import {REVALIDATE_AFTER_MS} from '../core/revalidate.js'
 import {parseListen, parseSocketMode, resolveListen, type Listen} from '../policy/listen.js'
 import {createLog, stderrIsJournal, type Fields, type Log} from '../policy/log.js'
 import {startMetrics, type MetricsServer} from '../policy/metrics.js'
-import {serveStream, startPolicyServer, type Decide, type Decision, type ServerStats} from '../policy/server.js'
+import {serveStream, startPolicyServer, type Decide, type Decision, type Query, type Recall, type ServerStats} from '../policy/server.js'
 import {Stats, statsFields} from '../policy/stats.js'
 import {postlogWriter, sameFile, stdioStream} from '../policy/stdio.js'
 import {SERVE_POSITIVE_TTL, type ServeFlags} from './flags.js'
@@ -119,6 +119,7 @@ function openCache(setup: ServeSetup): {cache?: OutcomeCache; fields: Fields} {
 /** What answers requests: a checker with its caches; made anew on SIGHUP (all forgotten). */
 interface Engine {
   readonly decide: Decide
+  readonly recall: Recall
   readonly cache?: OutcomeCache
   readonly cacheFields: Fields
   /** Stop its background probes. */
@@ -132,7 +133,8 @@ function startEngine(setup: ServeSetup, stats: Stats): Engine {
   const deps = longLived({...setup.deps, attempt: stats.counting(setup.deps.attempt), cache}, {...SERVE_DNS_CACHE, now: monotonicMs}, revalidate)
   const checker = createChecker(setup.settings, deps)
   const trace = setup.verbose ? traceTo(setup.log) : undefined
-  return {decide: decideWith(checker, trace, cache === undefined ? undefined : setup.ttls, setup.stops), cache, cacheFields: fields, close: () => controller.abort()}
+  const decide = decideWith(checker, trace, cache === undefined ? undefined : setup.ttls, setup.stops)
+  return {decide, recall: decide.recall, cache, cacheFields: fields, close: () => controller.abort()}
 }
 
 /** --verbose: each line of a request's trace, tagged with the request's number and domain. */
@@ -175,9 +177,10 @@ export type Trace = (request: number, domain: string, text: string) => void
  * for the same domain and server_address share one decision while it runs and reuse it
  * briefly (reuseMs); `trace` gets the trace of the requests that ran the check (--verbose).
  */
-export function decideWith(checker: Checker, trace?: Trace, ttls?: Ttls, stops: readonly StopGiven[] = []): Decide {
+export function decideWith(checker: Checker, trace?: Trace, ttls?: Ttls, stops: readonly StopGiven[] = []): Decide & {recall: Recall} {
   const share = sharing<Decision>({now: monotonicMs, reuseMs: (decision) => reuseMs(decision, ttls), maxEntries: 10_000})
-  return async (query, signal, request = 0) => {
+  const key = (query: Query) => `${query.domain} ${query.serverAddress ?? ''}`
+  const decide: Decide = async (query, signal, request = 0) => {
     const identities = query.serverAddress === undefined ? stops : [{address: query.serverAddress}, ...stops]
     const work = async (shared: AbortSignal) => {
       const checked = await checker.check({
@@ -189,9 +192,10 @@ export function decideWith(checker: Checker, trace?: Trace, ttls?: Ttls, stops: 
       })
       return decisionOf(checked)
     }
-    const {result, shared} = await share(`${query.domain} ${query.serverAddress ?? ''}`, work, signal)
+    const {result, shared} = await share(key(query), work, signal)
     return shared ? {...result, cached: true} : result
   }
+  return Object.assign(decide, {recall: (query: Query) => share.recall(key(query))})
 }
 
 /**
@@ -233,6 +237,7 @@ export async function runServe(setup: ServeSetup): Promise<void> {
   let engine = startEngine(setup, stats)
   const options: ServingOptions = {
     decide: (query, signal, request) => engine.decide(query, signal, request),
+    recall: (query) => engine.recall(query),
     timeoutMs: setup.settings.timeoutMs,
     maxConnections: setup.maxConnections,
     socketMode: setup.socketMode,

@@ -8,6 +8,8 @@ interface Held<T> {
   readonly controller: AbortController
   waiting: number
   until: number
+  /** The result, once finished and reusable. */
+  value?: T
 }
 
 export interface SharingOptions<T> {
@@ -24,7 +26,8 @@ export interface SharingOptions<T> {
  * joined by the others while it runs or may be reused. A caller that aborts is rejected with
  * its signal's reason at once; the work is aborted (with that reason) when the last caller
  * waiting for it has left. A failed work is forgotten at once. `shared` says whether the
- * caller got a result that another caller's work made.
+ * caller got a result that another caller's work made. `share.recall(key)` gives a reusable
+ * result synchronously (serve answers a remembered decision without a deadline's machinery).
  */
 export function sharing<T>(options: SharingOptions<T>) {
   const table = new Map<string, Held<T>>()
@@ -39,15 +42,16 @@ export function sharing<T>(options: SharingOptions<T>) {
     held.result.then(
       (result) => {
         const ms = controller.signal.aborted ? 0 : options.reuseMs(result)
-        if (ms > 0) held.until = options.now() + ms
-        else forget(key, held)
+        if (ms <= 0) return void forget(key, held)
+        held.until = options.now() + ms
+        held.value = result
       },
       () => forget(key, held),
     )
     return held
   }
 
-  return (key: string, work: (signal: AbortSignal) => Promise<T>, signal: AbortSignal): Promise<{result: T; shared: boolean}> => {
+  const share = (key: string, work: (signal: AbortSignal) => Promise<T>, signal: AbortSignal): Promise<{result: T; shared: boolean}> => {
     if (signal.aborted) return Promise.reject(signal.reason)
     let held = table.get(key)
     if (held !== undefined && options.now() >= held.until) forget(key, held)
@@ -80,6 +84,14 @@ export function sharing<T>(options: SharingOptions<T>) {
       )
     })
   }
+
+  /** `recall(key)`: the finished result for `key` while it may be reused, at once (no signal, no promise); else undefined. */
+  const recall = (key: string): T | undefined => {
+    const held = table.get(key)
+    return held !== undefined && held.until !== Infinity && options.now() < held.until ? held.value : undefined
+  }
+
+  return Object.assign(share, {recall})
 }
 
 /**

@@ -10,7 +10,7 @@ import {hostPort} from '../core/grammar.js'
 import {Expiring} from './expiring.js'
 import {decisionLine, type DecisionRecord} from './log.js'
 import {listenText, DEFAULT_SOCKET_MODE, type Listen} from './listen.js'
-import {formatReply, question, RequestParser, type Attributes, type Trouble} from './protocol.js'
+import {formatReply, question, RequestParser, type Attributes, type Question, type Trouble} from './protocol.js'
 
 export interface Query {
   /** The recipient domain: ASCII, lower case, no trailing dot. */
@@ -32,9 +32,14 @@ export interface Decision {
 /** Decides one query (`request`: its number, the tag of its trace); ends soon after `signal` aborts (reason 'timeout' or 'cancelled'). */
 export type Decide = (query: Query, signal: AbortSignal, request: number) => Promise<Decision>
 
+/** A decision decide() made for the same query a moment ago and that may be reused, at once; else undefined. */
+export type Recall = (query: Query) => Decision | undefined
+
 export interface ServerOptions {
   readonly listen: readonly Listen[]
   readonly decide: Decide
+  /** Answers a request from memory before any deadline is set for it (default: never). */
+  readonly recall?: Recall
   /** Each decision's deadline (0: none); past it the reply is DUNNO. */
   readonly timeoutMs: number
   readonly maxConnections?: number
@@ -110,13 +115,15 @@ interface Context {
   closing: boolean
   /** Requests received so far (each one's number in the log). */
   requests: number
+  /** The reply text of each decision still referenced (a remembered one is recalled many times). */
+  readonly replies: WeakMap<Decision, string>
 }
 
 function makeContext(options: Omit<ServerOptions, 'listen'>): Context {
   const now = options.now ?? (() => performance.now())
   const flood = () => floodLogger(options.log, now)
   return {
-    options, now, open: new Set(), stalled: new Set(), backlog: new Set(), backlogScheduled: false, closing: false, requests: 0,
+    options, now, open: new Set(), stalled: new Set(), backlog: new Set(), backlogScheduled: false, closing: false, requests: 0, replies: new WeakMap(),
     idle: new Expiring(options.idleTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS, now, (connection) => connection.evict()),
     deadlines: new Expiring(options.timeoutMs, now, (request) => request.abort('timeout')),
     counts: {accepted: 0, evicted: 0, refused: 0, troubled: 0},
@@ -316,6 +323,16 @@ function serveBacklogs(context: Context): void {
   }
 }
 
+/** A request that asks for a decision. */
+type Asked = Question & {kind: 'decide'}
+
+const DUNNO_REPLY = formatReply(undefined)
+
+/** The query of a request that asks for a decision. */
+function query(asked: Asked): Query {
+  return asked.serverAddress === undefined ? {domain: asked.domain} : {domain: asked.domain, serverAddress: asked.serverAddress}
+}
+
 /** A decision in flight: `abort` ends it at once with DUNNO ('timeout' or 'cancelled'). */
 interface InFlight {
   abort(reason: 'timeout' | 'cancelled'): void
@@ -458,10 +475,14 @@ class Connection {
     this.#socket.resume()
   }
 
+  /** A slot for the request's reply: filled now when it is answered at once (#step writes it), else when decided. */
   #start(request: Attributes): void {
-    const slot: Slot = {}
+    const number = ++this.#context.requests
+    const asked = question(request)
+    const slot: Slot = {reply: this.#answerAtOnce(request, asked, number)}
     this.#slots.push(slot)
-    void this.#answer(request).then((reply) => {
+    if (slot.reply !== undefined) return
+    void this.#answer(request, asked as Asked, number).then((reply) => {
       slot.reply = reply
       this.#stepSoon()
     })
@@ -480,27 +501,42 @@ class Connection {
     })
   }
 
-  /** The reply to one request, within its deadline; logs one line. */
-  async #answer(request: Attributes): Promise<string> {
-    const {options, now} = this.#context
-    const number = ++this.#context.requests
-    const postfix = {queue_id: request.get('queue_id') || undefined, client_address: request.get('client_address') || undefined, instance: request.get('instance') || undefined}
-    const asked = question(request)
+  /**
+   * The reply when there is one at once, logged: DUNNO for a request that asks no decision,
+   * or a decision recalled from memory (no deadline, no promise: the cached path is cheap).
+   */
+  #answerAtOnce(request: Attributes, asked: Question, number: number): string | undefined {
     if (asked.kind === 'dunno') {
-      this.#logged({request: number, domain: asked.domain, decision: 'dunno', note: asked.note, ...postfix})
+      this.#logged(request, {request: number, domain: asked.domain, decision: 'dunno', note: asked.note})
       return formatReply(undefined)
     }
+    const decision = this.#context.options.recall?.(query(asked))
+    return decision === undefined ? undefined : this.#replied(request, number, asked, decision, 0, true)
+  }
+
+  /** The reply to one request, within its deadline; logs one line. */
+  async #answer(request: Attributes, asked: Asked, number: number): Promise<string> {
+    const {now} = this.#context
     const started = now()
-    const decision = await this.#decideWithin({domain: asked.domain, ...(asked.serverAddress === undefined ? {} : {serverAddress: asked.serverAddress})}, number)
-    const reply = formatReply(decision.server)
-    const verdict = reply.startsWith('action=DUNNO') ? 'dunno' : 'defer'
-    this.#logged({request: number, domain: asked.domain, decision: verdict, server: decision.server, ms: now() - started, cached: decision.cached ?? false, note: decision.note, ...postfix})
+    const decision = await this.#decideWithin(query(asked), number)
+    return this.#replied(request, number, asked, decision, now() - started, decision.cached ?? false)
+  }
+
+  /** The reply a decision gives (the same text each time a remembered decision is recalled), logged. */
+  #replied(request: Attributes, number: number, asked: Asked, decision: Decision, ms: number, cached: boolean): string {
+    const {replies} = this.#context
+    let reply = replies.get(decision)
+    if (reply === undefined) replies.set(decision, (reply = formatReply(decision.server)))
+    const verdict = reply === DUNNO_REPLY ? 'dunno' : 'defer'
+    this.#logged(request, {request: number, domain: asked.domain, decision: verdict, server: decision.server, ms, cached, note: decision.note})
     return reply
   }
 
-  #logged(record: DecisionRecord): void {
-    this.#context.options.log(decisionLine(record))
-    this.#context.options.onDecision?.(record)
+  /** One line for the request, with Postfix's attributes that tie it to Postfix's own log. */
+  #logged(request: Attributes, record: DecisionRecord): void {
+    const full: DecisionRecord = {...record, queue_id: request.get('queue_id') || undefined, client_address: request.get('client_address') || undefined, instance: request.get('instance') || undefined}
+    this.#context.options.log(decisionLine(full))
+    this.#context.options.onDecision?.(full)
   }
 
   /**
