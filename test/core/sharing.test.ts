@@ -46,6 +46,29 @@ describe('sharing', () => {
     expect(runs).toHaveLength(3)
   })
 
+  it('recall: nothing while the run runs, its result at once while reusable, nothing after reuseMs or when not reusable', async () => {
+    const clock = {ms: 0}
+    const share = sharing<string>({now: () => clock.ms, reuseMs: (r) => (r === 'defer' ? 1000 : 0), maxEntries: 10})
+    const {runs, work} = works()
+    const first = share('a.test ', work, new AbortController().signal)
+    expect(share.recall('a.test ')).toBeUndefined()
+    runs[0].resolve('defer')
+    await first
+    await tick()
+    expect(share.recall('a.test ')).toBe('defer')
+    expect(share.recall('b.test ')).toBeUndefined()
+    clock.ms = 999
+    expect(share.recall('a.test ')).toBe('defer')
+    clock.ms = 1000
+    expect(share.recall('a.test ')).toBeUndefined()
+    const second = share('c.test ', work, new AbortController().signal)
+    runs[1].resolve('dunno') // reuseMs 0: not reusable
+    await second
+    await tick()
+    expect(share.recall('c.test ')).toBeUndefined()
+    expect(runs).toHaveLength(2) // recall never runs the work
+  })
+
   it('a caller that leaves while others wait is rejected at once; the run goes on for them', async () => {
     const share = sharing<string>({now: () => 0, reuseMs: () => 0, maxEntries: 10})
     const {runs, work} = works()

@@ -108,6 +108,19 @@ describe('requests and replies', () => {
     expect(fake.logs[0]).toContain('server="mx1.evil.example\\n\\naction=OK"')
   })
 
+  it('recall: a remembered decision is answered without decide, in request order behind one still deciding, logged cached; a bad name from memory is still DUNNO', async () => {
+    const remembered: Record<string, Decision> = {'up.example': {server: 'mx1.up.example', note: 'remembered'}, 'evil.example': {server: 'mx1.evil.example\r\naction=OK', note: 'remembered'}}
+    const fake = await start(PLAN, {recall: (query) => remembered[query.domain]})
+    const requests = rcpt('a@slow.example') + rcpt('b@up.example', {server_address: '192.0.2.25'}) + rcpt('c@evil.example') + rcpt('d@up.example')
+    const got = await talk(fake.target, requests)
+    expect(got.text).toBe(DEFER('mx1.slow.example') + DEFER('mx1.up.example') + DUNNO + DEFER('mx1.up.example'))
+    expect(fake.asked.map((q) => q.domain)).toEqual(['slow.example'])
+    const recalled = fake.logs.filter((l) => / domain=(up|evil)\.example /.test(l))
+    expect(recalled).toHaveLength(3)
+    for (const line of recalled) expect(line).toMatch(/ ms=0 cached=yes note=remembered /)
+    expect(recalled.filter((l) => l.includes(' decision=dunno '))).toHaveLength(1)
+  })
+
   it('a decide that throws gives DUNNO, logged', async () => {
     const fake = await start({})
     const server = await startPolicyServer({
