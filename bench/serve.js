@@ -9,7 +9,7 @@
 // The server under test is started in ONE place, serveCommand(): BENCH_SERVER=serve runs the
 // real command, BENCH_SERVER=stand-in fixtures/policy-server.js (the same policy server with a
 // fake decide: no DNS, no probe, no cache). Default: serve once dist/commands/serve.js exists.
-import {spawn} from 'node:child_process'
+import {spawn, spawnSync} from 'node:child_process'
 import {once} from 'node:events'
 import {existsSync, mkdtempSync, openSync, closeSync, readFileSync, readdirSync, rmSync, writeFileSync} from 'node:fs'
 import net from 'node:net'
@@ -29,7 +29,7 @@ const FIXTURE = fileURLToPath(new URL('../fixtures/policy-server.js', import.met
 const SERVER = process.env.BENCH_SERVER ?? (existsSync(fileURLToPath(new URL('../dist/commands/serve.js', import.meta.url))) ? 'serve' : 'stand-in')
 
 /** Loopback addresses of this bench (127.0.30.0/24). */
-const AT = {serve: '127.0.30.1', postgrey: '127.0.30.2', postfwd: '127.0.30.3', trivial: '127.0.30.4', client: '127.0.30.9', deaf: '127.0.30.8', dns: '127.0.30.53',
+const AT = {serve: '127.0.30.1', postgrey: '127.0.30.2', postfwd: '127.0.30.3', trivial: '127.0.30.4', soak: '127.0.30.5', client: '127.0.30.9', deaf: '127.0.30.8', dns: '127.0.30.53',
   secondary: '127.0.30.20', live: '127.0.30.13', dead: '127.0.30.14', slow: ['127.0.30.11', '127.0.30.12']}
 const CACHED = 'cached.bench.example'
 const SLOW = 'slow.bench.example'
@@ -70,10 +70,11 @@ const SERVE_ENTRY = `const {default: Serve} = await import(${JSON.stringify(new 
 await Serve.run(process.argv.slice(2), ${JSON.stringify(fileURLToPath(new URL('..', import.meta.url)))})`
 
 /** THE command line of the server under test (node arguments): switch here, nowhere else. */
-function serveCommand({listen, dns, smtpPort, dir}) {
+function serveCommand({listen, dns, smtpPort, dir, inspect}) {
   // BENCH_PROFILE=DIR: the server writes a V8 CPU profile there when it exits (SIGTERM). Not
   // through bin/run.js, which ends the process on SIGPROF (the profiler's sampling signal).
-  const profile = process.env.BENCH_PROFILE ? ['--cpu-prof', '--cpu-prof-dir', process.env.BENCH_PROFILE] : []
+  // `inspect` (HOST:PORT): the inspector listens there, for full collections (the soak).
+  const profile = [...(process.env.BENCH_PROFILE ? ['--cpu-prof', '--cpu-prof-dir', process.env.BENCH_PROFILE] : []), ...(inspect ? [`--inspect=${inspect}`] : [])]
   if (SERVER === 'stand-in') return [...profile, ...standInScenario(listen, dir)]
   const entry = profile.length ? [...profile, '--input-type=module', '-e', SERVE_ENTRY] : [BIN]
   return [...entry, 'serve', '--listen', `inet:${listen}`, '--dns-server', dns, '--port', String(smtpPort), '--stop', AT.secondary, '--timeout', '10']
@@ -102,18 +103,22 @@ async function fdsBackTo(pid, fds, ms = 3000) {
   return now
 }
 
-/** Start the server under test on AT.serve; its stderr (a line per decision) goes to a file. */
-async function startServer(dns, smtpPort, dir) {
-  const port = await closedPort(AT.serve)
-  const logFile = join(dir, 'server.log')
+/**
+ * Start the server under test on `host` (AT.serve); its stderr (a line per decision) goes to a
+ * file. `inspectable`: its inspector listens on `host` too (`inspect`, for collectGarbage).
+ */
+async function startServer(dns, smtpPort, dir, {host = AT.serve, inspectable = false} = {}) {
+  const port = await closedPort(host)
+  const inspect = inspectable ? `${host}:${await closedPort(host)}` : undefined
+  const logFile = join(dir, `server-${host}.log`)
   const log = openSync(logFile, 'w')
-  const child = spawn(process.execPath, serveCommand({listen: `${AT.serve}:${port}`, dns: dns.address, smtpPort, dir}), {stdio: ['ignore', 'ignore', log]})
+  const child = spawn(process.execPath, serveCommand({listen: `${host}:${port}`, dns: dns.address, smtpPort, dir, inspect}), {stdio: ['ignore', 'ignore', log]})
   closeSync(log)
   const killer = setTimeout(() => child.kill('SIGKILL'), SERVER_LIMIT_MS)
   const exited = new Promise((resolve) => child.once('close', resolve))
   const lastLog = () => readFileSync(logFile, 'utf8').trim().split('\n').at(-1) ?? ''
   try {
-    await waitListening(AT.serve, port, 15_000, () => child.exitCode === null)
+    await waitListening(host, port, 15_000, () => child.exitCode === null)
   } catch (error) {
     child.kill('SIGKILL')
     throw new Error(`${SERVER}: ${error.message} ${lastLog()}`)
@@ -122,8 +127,9 @@ async function startServer(dns, smtpPort, dir) {
   return {
     baseline: usage(child.pid),
     name: SERVER === 'serve' ? 'serve' : 'serve (stand-in: fake decide)',
-    host: AT.serve,
+    host,
     port,
+    inspect,
     pid: child.pid,
     lastLog,
     async close() {
@@ -257,22 +263,32 @@ async function soakRow(server, total) {
   const drive = (requests) => load({host: server.host, port: server.port, localAddress: AT.client, connections: 50, requests, request: request(CACHED), limitMs: 240_000})
   await drive(Math.ceil(total / 10 / 50)) // warm-up: a tenth
   await fdsBackTo(server.pid, server.baseline.fds)
-  const before = usage(server.pid)
+  const before = collected(server)
   let peak = before.rssKiB
   const sampler = setInterval(() => (peak = Math.max(peak, usage(server.pid).rssKiB)), 250)
   const soak = await drive(total / 50).finally(() => clearInterval(sampler))
-  const after = usage(server.pid)
-  peak = Math.max(peak, after.rssKiB)
   const fds = await fdsBackTo(server.pid, before.fds)
-  // Growth is what stays: RSS once the soak is over against RSS after the warm-up. The peak
-  // while it runs (heap headroom the collector takes under load) is reported beside it.
+  const after = collected(server)
   const growMiB = (after.rssKiB - before.rssKiB) / 1024
+  const heap = (bytes) => `${(bytes / 2 ** 20).toFixed(1)} MiB`
   return {
-    name: `soak, ${server.name}: ${total.toLocaleString('en')} requests over 50 connections (after a warm-up of a tenth)`,
-    value: `RSS ${before.rssKiB} KiB after the warm-up → ${after.rssKiB} KiB at the end (+${growMiB.toFixed(1)} MiB; peak while running ${peak} KiB, +${((peak - before.rssKiB) / 1024).toFixed(1)} MiB); fds ${before.fds} before, ${fds} after the clients closed; ${summary(soak)}`,
-    target: 'RSS at the end +≤ 10 MiB, fds back to baseline',
+    name: `soak, ${server.name}: ${total.toLocaleString('en')} requests over 50 connections (after a warm-up of a tenth; a server of its own)`,
+    value: `after a full collection: RSS ${before.rssKiB} KiB after the warm-up → ${after.rssKiB} KiB at the end (+${growMiB.toFixed(1)} MiB), heap used ${heap(before.usedBytes)} → ${heap(after.usedBytes)}; peak while running ${peak} KiB (+${((peak - before.rssKiB) / 1024).toFixed(1)} MiB); fds ${before.fds} before, ${fds} after the clients closed; ${summary(soak)}`,
+    target: 'RSS after a full collection +≤ 10 MiB, fds back to baseline',
     pass: growMiB <= 10 && fds <= before.fds && soak.answered === soak.expected,
   }
+}
+
+/**
+ * The server's RSS and descriptors (usage()) and its heap in use, right after a full garbage
+ * collection asked through its inspector (bench/collect-garbage.js): what stays, whenever V8
+ * would have collected on its own. Without it, RSS is read at a moment the collector chooses.
+ */
+function collected(server) {
+  const helper = fileURLToPath(new URL('./collect-garbage.js', import.meta.url))
+  const run = spawnSync(process.execPath, ['--experimental-websocket', helper, server.inspect], {encoding: 'utf8', timeout: 30_000})
+  if (run.status !== 0) throw new Error(`collect-garbage: ${(run.stderr || run.error?.message || `exit ${run.status}`).trim()}`)
+  return {...usage(server.pid), usedBytes: JSON.parse(run.stdout).usedBytes}
 }
 
 /** One request for the cached domain, so that its decision is remembered (the phases that time a Postfix-like client time cached decisions). */
@@ -389,7 +405,15 @@ export async function run({rounds = 3, soak: soakCount = 200_000, only = undefin
     await step(function cached() { return cachedRows(server, rounds) })
     await step(function burst() { return burstRow(server, slow) })
     await step(function uncached() { return uncachedRow(server) })
-    await step(function soak() { return soakRow(server, soakCount) })
+    await step(async function soak() {
+      // A server of its own, its inspector on loopback, so that the bench can ask for full collections.
+      const own = await startServer(dns, live.port, dir, {host: AT.soak, inspectable: true})
+      try {
+        return await soakRow(own, soakCount)
+      } finally {
+        await own.close()
+      }
+    })
     await step(function idle() { return idleRow(server) })
     await step(function deaf() { return deafRow(server) })
     return rows
