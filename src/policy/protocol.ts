@@ -163,12 +163,38 @@ export type Question =
  * a Unicode name in its ASCII form; undefined when it is not a host name (no `@`, an
  * address literal such as `[192.0.2.1]`, the null sender `<>`, …).
  */
-export function recipientDomain(recipient: string): string | undefined {
+export function recipientDomain(recipient: string, domainOf = hostDomain): string | undefined {
   const at = recipient.lastIndexOf('@')
-  if (at < 0) return undefined
-  const ascii = toAscii(recipient.slice(at + 1))
+  return at < 0 ? undefined : domainOf(recipient.slice(at + 1))
+}
+
+/** The text after a recipient's `@` as a host name (recipientDomain), or undefined. */
+function hostDomain(text: string): string | undefined {
+  const ascii = toAscii(text)
   const domain = (ascii.endsWith('.') ? ascii.slice(0, -1) : ascii).toLowerCase()
   return hostnameProblem(domain) === undefined ? domain : undefined
+}
+
+/** How a request's texts are read: recipientDomain's part after the `@`, serverAddress. */
+export interface Readers {
+  readonly domainOf: (text: string) => string | undefined
+  readonly serverAddress: (value: string | undefined) => string | undefined
+}
+
+/**
+ * Readers that remember their last text and its reading: a Postfix client sends the same
+ * server_address, and often the same domain, request after request on its connection.
+ */
+export function rememberingReaders(): Readers {
+  return {domainOf: rememberLast(hostDomain), serverAddress: rememberLast(serverAddress)}
+}
+
+function rememberLast<A, R>(read: (text: A) => R): (text: A) => R {
+  let last: {text: A; result: R} | undefined
+  return (text) => {
+    if (last === undefined || last.text !== text) last = {text, result: read(text)}
+    return last.result
+  }
 }
 
 /**
@@ -193,15 +219,15 @@ export function serverAddress(value: string | undefined): string | undefined {
  * an address: one identity of the local host, besides every serve --stop. Everything else is
  * DUNNO, with the reason for the log.
  */
-export function question(request: Attributes): Question {
+export function question(request: Attributes, read: Readers = {domainOf: hostDomain, serverAddress}): Question {
   const kind = request.get('request')
   if (kind !== 'smtpd_access_policy') return {kind: 'dunno', note: `request=${printable(kind ?? '')} is not smtpd_access_policy`}
   const state = request.get('protocol_state')
   if (state?.toUpperCase() !== 'RCPT') return {kind: 'dunno', note: `protocol_state=${printable(state ?? '')} is not RCPT`}
   const recipient = request.get('recipient') ?? ''
-  const domain = recipientDomain(recipient)
+  const domain = recipientDomain(recipient, read.domainOf)
   if (domain === undefined) return noDomain(recipient)
-  const address = serverAddress(request.get('server_address'))
+  const address = read.serverAddress(request.get('server_address'))
   return address === undefined ? {kind: 'decide', domain} : {kind: 'decide', domain, serverAddress: address}
 }
 

@@ -10,7 +10,7 @@ import {hostPort} from '../core/grammar.js'
 import {Expiring} from './expiring.js'
 import {decisionLine, type DecisionRecord} from './log.js'
 import {listenText, DEFAULT_SOCKET_MODE, type Listen} from './listen.js'
-import {formatReply, question, RequestParser, type Attributes, type Question, type Trouble} from './protocol.js'
+import {formatReply, question, rememberingReaders, RequestParser, type Attributes, type Question, type Trouble} from './protocol.js'
 
 export interface Query {
   /** The recipient domain: ASCII, lower case, no trailing dot. */
@@ -356,6 +356,7 @@ class Connection {
   readonly #parser = new RequestParser()
   readonly #slots: Slot[] = []
   readonly #inFlight = new Set<InFlight>()
+  readonly #readers = rememberingReaders()
   #linger?: NodeJS.Timeout
   /** Bytes read but not parsed yet: parsing waits for room in #slots and for its turn. */
   #unread?: Uint8Array
@@ -478,7 +479,7 @@ class Connection {
   /** A slot for the request's reply: filled now when it is answered at once (#step writes it), else when decided. */
   #start(request: Attributes): void {
     const number = ++this.#context.requests
-    const asked = question(request)
+    const asked = question(request, this.#readers)
     const slot: Slot = {reply: this.#answerAtOnce(request, asked, number)}
     this.#slots.push(slot)
     if (slot.reply !== undefined) return
@@ -533,8 +534,10 @@ class Connection {
   }
 
   /** One line for the request, with Postfix's attributes that tie it to Postfix's own log. */
-  #logged(request: Attributes, record: DecisionRecord): void {
-    const full: DecisionRecord = {...record, queue_id: request.get('queue_id') || undefined, client_address: request.get('client_address') || undefined, instance: request.get('instance') || undefined}
+  #logged(request: Attributes, record: Omit<DecisionRecord, 'queue_id' | 'client_address' | 'instance'>): void {
+    const {domain, decision, server, ms, cached, note} = record
+    const full: DecisionRecord = {request: record.request, domain, decision, server, ms, cached, note,
+      queue_id: request.get('queue_id') || undefined, client_address: request.get('client_address') || undefined, instance: request.get('instance') || undefined}
     this.#context.options.log(decisionLine(full))
     this.#context.options.onDecision?.(full)
   }

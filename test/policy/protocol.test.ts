@@ -9,6 +9,7 @@ import {
   formatReply,
   question,
   recipientDomain,
+  rememberingReaders,
   RequestParser,
   type Attributes,
   type TroubleKind,
@@ -169,6 +170,23 @@ describe('question: what a request asks', () => {
   it('never puts the local part in its note', () => {
     const asked = question(rcpt({recipient: 'secret.person@[1.2.3.4]'}))
     expect(JSON.stringify(asked)).not.toContain('secret')
+  })
+
+  it('a connection\'s remembering readers read every request as the plain ones do, whatever came before', () => {
+    const domain = fc.oneof(fc.constantFrom('example.org', 'Example.ORG.', 'bücher.example', '[192.0.2.1]', '192.0.2.1', 'ex ample.org', ''), fc.string({maxLength: 12}))
+    const address = fc.option(fc.oneof(fc.constantFrom('192.0.2.7', '::FFFF:192.0.2.7', '2001:DB8::1', '127.1', 'unknown', ''), fc.string({maxLength: 12})), {nil: undefined})
+    const request = fc.record({local: fc.constantFrom('joe', 'a@b', ''), domain, address})
+    let reached = 0
+    fc.assert(fc.property(fc.array(request, {maxLength: 12}), (requests) => {
+      const readers = rememberingReaders()
+      for (const r of requests) {
+        const attrs = rcpt({recipient: `${r.local}@${r.domain}`, ...(r.address === undefined ? {} : {server_address: r.address})})
+        expect(question(attrs, readers)).toEqual(question(attrs))
+      }
+      // a repeat: the remembered reading was used (same text twice in a row)
+      if (requests.some((r, i) => i > 0 && r.domain === requests[i - 1].domain)) reached++
+    }), {numRuns: 300})
+    expect(reached).toBeGreaterThan(10)
   })
 
   it('recipientDomain: the part after the last @', () => {
