@@ -138,7 +138,7 @@ describe('the command: lookups in preference order, a bounded number in flight',
     const primary = await keep(startSmtp({host: '127.20.2.10', greeting: '220 mx1\r\n'}))
     const r = await runCli(['--no-cache', '--timeout', '3', '--dns-server', dns.address, '--port', String(primary.port), '--stop', '127.20.2.20', ...words, '20:127.20.2.20', '10:mx1.big.test'])
     expect([r.stdout, r.status, r.stderr]).toEqual(['mx1.big.test\n', 1, ''])
-    expect(r.ms).toBeLessThan(1500)
+    expect(r.ms).toBeLessThan(2500) // the hung names have 3 s (--timeout 3); generous for a busy machine
     const asked = new Set(dns.queries.filter((q) => q.name.startsWith('h')).map((q) => q.name))
     expect(asked.size).toBeLessThanOrEqual(64) // at most the bound in flight, never the 3,000
   })

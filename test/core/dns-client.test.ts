@@ -22,7 +22,7 @@ const BIG = Array.from({length: 1000}, (_, i): [number, string] => [10 + (i % 7)
 
 const ZONE: Parameters<typeof startDns>[0] = {
   'a.test': {A: ['127.10.1.1', '127.10.1.2'], AAAA: ['::1'], ttl: 7},
-  'slow.test': {A: ['127.10.1.3'], delayMs: 300},
+  'slow.test': {A: ['127.10.1.3'], delayMs: 1500},
   'silent.test': {silent: true},
   'nx.test': {nxdomain: true, soa: {ttl: 100, minimum: 30}},
   'nodata.test': {soa: {ttl: 20, minimum: 300}},
@@ -93,7 +93,7 @@ describe('sockets are shared', () => {
 
 describe('one caller leaving cancels nobody else', () => {
   it('two callers of the same slow name on one socket: the first aborts and is told at once, the second gets its answer', async () => {
-    const c = await client()
+    const c = await client({timeoutMs: 5000})
     const leaving = new AbortController()
     const t0 = performance.now()
     const first = code(c.query('slow.test', 'A', leaving.signal))
@@ -101,7 +101,7 @@ describe('one caller leaving cancels nobody else', () => {
     await sleep(50)
     leaving.abort('cancelled')
     expect(await first).toBe('ECANCELLED')
-    expect(performance.now() - t0).toBeLessThan(250) // not the 300 ms answer
+    expect(performance.now() - t0).toBeLessThan(1000) // not the 1.5 s answer (generous: a busy machine)
     expect(await second).toEqual({records: ['127.10.1.3'], ttl: 60})
     expect(c.stats().udp).toBe(1)
   })
