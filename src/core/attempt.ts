@@ -1,5 +1,5 @@
 // One connection attempt to one address: connect, read the first greeting line, leave politely.
-import net from 'node:net'
+import type net from 'node:net'
 import {MAX_LINE_OCTETS, classifyGreeting, scanFirstLine} from './greeting.js'
 
 export type AttemptOutcome =
@@ -64,7 +64,8 @@ export const attemptSmtp: AttemptFn = (address, port, signal) =>
     let length = 0
     let connected = false
     let settled = false
-    const socket = net.connect({host: address, port, noDelay: true})
+    // node:net is loaded at the first probe, not at start: most runs of the command probe nothing.
+    const socket = process.getBuiltinModule('node:net').connect({host: address, port, noDelay: true})
 
     const finish = (result: AttemptResult, leave: (s: net.Socket) => void = (s) => s.destroy()) => {
       if (settled) return
