@@ -49,9 +49,9 @@ function localized(block: string, tarballs: {library: string; plugin: string}): 
 }
 
 /** RCPT TO:<rcpt> through Haraka: the RCPT reply (greeting, EHLO, MAIL, RCPT, QUIT). */
-async function rcpt(address: string): Promise<string> {
+async function rcpt(address: string, mail = 'MAIL FROM:<sender@client.test>'): Promise<string> {
   const port = primary!.port
-  const replies = await dialogue(SECONDARY, port, ['EHLO client.test', 'MAIL FROM:<sender@client.test>', `RCPT TO:<${address}>`, 'QUIT'])
+  const replies = await dialogue(SECONDARY, port, ['EHLO client.test', mail, `RCPT TO:<${address}>`, 'QUIT'])
   expect(replies.slice(0, 3).map((r) => r.slice(0, 3))).toEqual(['220', '250', '250'])
   return replies[3]
 }
@@ -76,6 +76,8 @@ beforeAll(async () => {
       // NAT: the MX records name this host by a public address Haraka does not listen on.
       'nat.example': {MX: [[10, 'mx1.example.org'], [20, 'mx2-public.example']]},
       'mx2-public.example': {A: ['127.60.2.22']},
+      // An internationalised domain, configured in its ASCII form (Haraka's ini reads no other).
+      'xn--bcher-kva.example': {MX: [[10, 'mx1.example.org'], [20, 'mx2.example.org']]},
       'mx1.example.org': {A: [PRIMARY]},
       'mx2.example.org': {A: [SECONDARY]},
     },
@@ -88,7 +90,7 @@ beforeAll(async () => {
   const config = join(harakaDir, 'config')
   writeFileSync(join(config, 'smtp.ini'), `listen=${SECONDARY}:${primary.port}\npublic_ip=${SECONDARY}\nnodes=0\n`)
   writeFileSync(join(config, 'me'), 'mx2.example.org\n')
-  writeFileSync(join(config, 'host_list'), 'example.org\nexample.net\nbroken.example\nhang.example\nnat.example\n')
+  writeFileSync(join(config, 'host_list'), 'example.org\nexample.net\nbroken.example\nhang.example\nnat.example\nxn--bcher-kva.example\n')
   writeFileSync(join(harakaDir, 'plugins', 'loopback_rdns.js'), "exports.hook_lookup_rdns = (next) => next(OK, 'localhost')\n")
   const plugins = readFileSync(join(config, 'plugins'), 'utf8').split('\n').filter((line) => !/^(mail_from\.is_resolvable|queue\/)/.test(line))
   writeFileSync(join(config, 'plugins'), ['loopback_rdns', ...plugins].join('\n'))
@@ -100,7 +102,7 @@ beforeAll(async () => {
     .replace(/^positive_ttl=30$/m, 'positive_ttl=0') // the primary's going down is seen at once
     .replace(/^;identities\[\]=$/m, 'identities[]=mx2-public.example') // this host's public name (NAT)
   writeFileSync(ini, settings)
-  appendFileSync(ini, 'example.net\nbroken.example\nhang.example\nnat.example\n')
+  appendFileSync(ini, 'example.net\nbroken.example\nhang.example\nnat.example\nXN--BCHER-KVA.example.\n')
 
   haraka = spawn(process.execPath, [HARAKA_BIN, '-c', harakaDir], {cwd: harakaDir, env, detached: true, stdio: ['ignore', 'pipe', 'pipe']})
   haraka.stdout!.on('data', (d) => (log += d))
@@ -128,6 +130,11 @@ describe('Haraka as a secondary MX with haraka-plugin-smtpdcheck', () => {
 
   it('behind NAT: the configured public identity finds this host among the MX, so the primary is named', async () => {
     expect(await rcpt('user@nat.example')).toBe('450 Please use server mx1.example.org')
+  })
+
+  it('an internationalised domain (configured XN--BCHER-KVA.example.) is checked for a recipient in either form: 450 naming the primary', async () => {
+    expect(await rcpt('user@xn--bcher-kva.example')).toBe('450 Please use server mx1.example.org')
+    expect(await rcpt('user@Bücher.example', 'MAIL FROM:<sender@client.test> SMTPUTF8')).toBe('450 Please use server mx1.example.org')
   })
 
   it('RCPT gets 250 when this host is the best MX', async () => {
