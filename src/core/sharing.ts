@@ -34,8 +34,23 @@ export function sharing<T>(options: SharingOptions<T>) {
   const forget = (key: string, held: Held<T>) => table.get(key) === held && table.delete(key)
   const onAbort = abortWatcher()
 
-  const start = (key: string, work: (signal: AbortSignal) => Promise<T>): Held<T> => {
+  /**
+   * Drop the oldest entries while they are past reuse (the table is in insertion order), then
+   * the oldest at all when it is full: memory follows the traffic of the last minute, not of
+   * the busiest one since start. (An entry in flight at the head stops the sweep; it ends
+   * within its work's deadline.)
+   */
+  const makeRoom = () => {
+    const now = options.now()
+    for (const [key, held] of table) {
+      if (held.until > now) break
+      table.delete(key)
+    }
     if (table.size >= options.maxEntries) table.delete(table.keys().next().value!)
+  }
+
+  const start = (key: string, work: (signal: AbortSignal) => Promise<T>): Held<T> => {
+    makeRoom()
     const controller = new AbortController()
     const held: Held<T> = {result: work(controller.signal), controller, waiting: 0, until: Infinity}
     table.set(key, held)
@@ -91,7 +106,7 @@ export function sharing<T>(options: SharingOptions<T>) {
     return held !== undefined && held.until !== Infinity && options.now() < held.until ? held.value : undefined
   }
 
-  return Object.assign(share, {recall})
+  return Object.assign(share, {recall, size: () => table.size})
 }
 
 /**

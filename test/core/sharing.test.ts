@@ -69,6 +69,32 @@ describe('sharing', () => {
     expect(runs).toHaveLength(2) // recall never runs the work
   })
 
+  it('entries past reuse are dropped, oldest first, when a new one starts; the full table drops its oldest', async () => {
+    const clock = {ms: 0}
+    const share = sharing<string>({now: () => clock.ms, reuseMs: (r) => (r === 'short' ? 100 : 1000), maxEntries: 4})
+    const {runs, work} = works()
+    const settle = async (key: string, result: string) => {
+      const call = share(key, work, new AbortController().signal)
+      runs.at(-1)!.resolve(result)
+      await call
+      await tick()
+    }
+    await settle('a ', 'short')
+    await settle('b ', 'short')
+    await settle('c ', 'long')
+    expect(share.size()).toBe(3)
+    clock.ms = 100 // a and b are past reuse, c is not
+    await settle('d ', 'long')
+    expect(share.size()).toBe(2)
+    expect(share.recall('c ')).toBe('long')
+    await settle('e ', 'long')
+    await settle('f ', 'long')
+    await settle('g ', 'long') // full (4): the oldest, c, goes
+    expect(share.size()).toBe(4)
+    expect(share.recall('c ')).toBeUndefined()
+    expect(share.recall('g ')).toBe('long')
+  })
+
   it('a caller that leaves while others wait is rejected at once; the run goes on for them', async () => {
     const share = sharing<string>({now: () => 0, reuseMs: () => 0, maxEntries: 10})
     const {runs, work} = works()
