@@ -103,7 +103,8 @@ export function sharing<T>(options: SharingOptions<T>) {
   /** `recall(key)`: the finished result for `key` while it may be reused, at once (no signal, no promise); else undefined. */
   const recall = (key: string): T | undefined => {
     const held = table.get(key)
-    return held !== undefined && held.until !== Infinity && options.now() < held.until ? held.value : undefined
+    // In flight, an entry has no value yet.
+    return held !== undefined && options.now() < held.until ? held.value : undefined
   }
 
   return Object.assign(share, {recall, size: () => table.size})

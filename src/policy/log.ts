@@ -86,18 +86,19 @@ export function createLog({write = (text) => void process.stderr.write(text), jo
     if (pending.length > 0) write?.(pending.join(''))
     pending.length = 0
   }
+  /** One line at `level` whose key=value text (from `level=…` on) is `body`, written at the end of this turn. */
+  const queue = (level: Level, body: string) => {
+    if (pending.length === 0) setImmediate(flush)
+    pending.push(`${journal ? `<${PRIORITY[level]}>` : ''}smtpdcheck: ${body}\n`)
+  }
   const at = (level: Level, fields: Fields) => {
     if (level === 'debug' && !verbose) return
-    if (pending.length === 0) setImmediate(flush)
-    pending.push(`${journal ? `<${PRIORITY[level]}>` : ''}smtpdcheck: ${kv({level, ...fields})}\n`)
+    queue(level, kv({level, ...fields}))
   }
   const log = (line: string) => {
     const level = /^(warning|error): /.exec(line)?.[1] as Level | undefined
     if (level) return at(level, {event: level, msg: line.slice(level.length + 2)})
-    if (/^event=[a-z-]+( |$)/.test(line)) {
-      if (pending.length === 0) setImmediate(flush)
-      return void pending.push(`${journal ? `<${PRIORITY.info}>` : ''}smtpdcheck: level=info ${line}\n`)
-    }
+    if (/^event=[a-z-]+( |$)/.test(line)) return queue('info', `level=info ${line}`)
     at('info', {msg: line})
   }
   return Object.assign(log, {at, flush})

@@ -209,7 +209,7 @@ function toAscii(domain: string): string {
 
 /** `server_address` as the local host when it is an IP address (Postfix ≥ 3.2 sends it). */
 export function serverAddress(value: string | undefined): string | undefined {
-  if (value === undefined || isIP(value) === 0 || literalFamily(value) === 0) return undefined
+  if (value === undefined || literalFamily(value) === 0) return undefined
   return normalizeAddress(value)
 }
 

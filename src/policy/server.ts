@@ -509,7 +509,7 @@ class Connection {
   #answerAtOnce(request: Attributes, asked: Question, number: number): string | undefined {
     if (asked.kind === 'dunno') {
       this.#logged(request, {request: number, domain: asked.domain, decision: 'dunno', note: asked.note})
-      return formatReply(undefined)
+      return DUNNO_REPLY
     }
     const decision = this.#context.options.recall?.(query(asked))
     return decision === undefined ? undefined : this.#replied(request, number, asked, decision, 0, true)

@@ -55,13 +55,17 @@ afterAll(() => {
   }
 })
 
+/** A generated list as decide() takes it (entries, what is known of each) and as the oracle does (priorities). */
+function caseOf(list: ReadonlyArray<{prio: number | undefined; known: Localness}>) {
+  const entries = list.map((e, index): Entry => ({name: `n${index}`, host: `n${index}`, kind: 'name', prio: e.prio, index}))
+  return {entries, prios: list.map((e) => e.prio), known: list.map((e) => e.known)}
+}
+
 describe('decide(): exactly the fates every completion of the pending lookups agrees on', () => {
   it('matches the brute-force oracle over mixed prio/no-prio lists', () => {
     fc.assert(
       fc.property(listArb, (list) => {
-        const entries = list.map((e, index): Entry => ({name: `n${index}`, host: `n${index}`, kind: 'name', prio: e.prio, index}))
-        const prios = list.map((e) => e.prio)
-        const known = list.map((e) => e.known)
+        const {entries, prios, known} = caseOf(list)
         const got = decide(entries, known)
         for (let i = 0; i < list.length; i++) {
           const want = knownFate(prios, known, i)
@@ -79,9 +83,7 @@ describe('decide(): exactly the fates every completion of the pending lookups ag
   it('with the local host to be found (SPEC §10): matches the brute-force oracle', () => {
     fc.assert(
       fc.property(listArb, (list) => {
-        const entries = list.map((e, index): Entry => ({name: `n${index}`, host: `n${index}`, kind: 'name', prio: e.prio, index}))
-        const prios = list.map((e) => e.prio)
-        const known = list.map((e) => e.known)
+        const {entries, prios, known} = caseOf(list)
         const got = decide(entries, known, true)
         for (let i = 0; i < list.length; i++) {
           const want = knownFate(prios, known, i, true)
@@ -99,9 +101,7 @@ describe('lookupMatters(): a lookup it skips can change nothing', () => {
   it('a pending entry it skips is excluded, and its answer changes no entry\'s fate in any completion (both rules)', () => {
     fc.assert(
       fc.property(listArb, fc.boolean(), (list, mustFind) => {
-        const entries = list.map((e, index): Entry => ({name: `n${index}`, host: `n${index}`, kind: 'name', prio: e.prio, index}))
-        const prios = list.map((e) => e.prio)
-        const known = list.map((e) => e.known)
+        const {entries, prios, known} = caseOf(list)
         const decisions = decide(entries, known, mustFind)
         const matters = lookupMatters(entries, known, decisions)
         for (let i = 0; i < list.length; i++) {
