@@ -118,8 +118,8 @@ function openCache(setup: ServeSetup): {cache?: OutcomeCache; fields: Fields} {
 
 /** What answers requests: a checker with its caches; made anew on SIGHUP (all forgotten). */
 interface Engine {
-  readonly decide: Decide
-  readonly recall: Recall
+  /** decide(), and recall() of the decisions it may reuse. */
+  readonly decide: Decide & {recall: Recall}
   readonly cache?: OutcomeCache
   readonly cacheFields: Fields
   /** Stop its background probes. */
@@ -134,7 +134,7 @@ function startEngine(setup: ServeSetup, stats: Stats): Engine {
   const checker = createChecker(setup.settings, deps)
   const trace = setup.verbose ? traceTo(setup.log) : undefined
   const decide = decideWith(checker, trace, cache === undefined ? undefined : setup.ttls, setup.stops)
-  return {decide, recall: decide.recall, cache, cacheFields: fields, close: () => controller.abort()}
+  return {decide, cache, cacheFields: fields, close: () => controller.abort()}
 }
 
 /** --verbose: each line of a request's trace, tagged with the request's number and domain. */
@@ -237,7 +237,7 @@ export async function runServe(setup: ServeSetup): Promise<void> {
   let engine = startEngine(setup, stats)
   const options: ServingOptions = {
     decide: (query, signal, request) => engine.decide(query, signal, request),
-    recall: (query) => engine.recall(query),
+    recall: (query) => engine.decide.recall(query),
     timeoutMs: setup.settings.timeoutMs,
     maxConnections: setup.maxConnections,
     socketMode: setup.socketMode,
